@@ -1,0 +1,210 @@
+"""Training and evaluation: ``fit`` with SGD or AdamW and a cosine schedule, ``evaluate``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from netbudget.data import Dataset, Split
+from netbudget.exceptions import InvalidArgumentError
+
+__all__ = ["FitConfig", "FitResult", "default_epochs", "evaluate", "fit"]
+
+_OPTIMIZERS = ("sgd", "adamw")
+_DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}
+_DEFAULT_EPOCHS = {"digits": 30, "mnist5k": 15, "fashion-mnist": 8}
+
+
+def default_epochs(dataset: str) -> int:
+    """Epochs that train every zoo network to its target accuracy on ``dataset``."""
+    return _DEFAULT_EPOCHS.get(str(dataset), 10)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitConfig:
+    """How to train.
+
+    Attributes:
+        epochs: passes over the training split (> 0).
+        batch_size: samples per optimiser step.
+        optimizer: ``sgd`` (Nesterov momentum 0.9) or ``adamw``.
+        lr: peak learning rate; ``None`` picks 0.05 for SGD and 2e-3 for AdamW.
+        weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
+        seed: seeds the initial shuffle and dropout: the same seed gives the same weights.
+        max_steps: stop after this many optimiser steps (the cosine schedule still spans
+            ``epochs``); ``None`` runs every epoch to the end.
+        label_smoothing: label smoothing of the cross-entropy loss, in [0, 1).
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float | None = None
+    weight_decay: float = 5e-4
+    seed: int = 0
+    max_steps: int | None = None
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InvalidArgumentError(f"`epochs` must be >= 1, but got epochs={self.epochs}.")
+        if self.batch_size < 1:
+            raise InvalidArgumentError(f"`batch_size` must be >= 1, but got batch_size={self.batch_size}.")
+        if self.optimizer not in _OPTIMIZERS:
+            raise InvalidArgumentError(
+                f"`optimizer` must be one of {_OPTIMIZERS}, but got optimizer={self.optimizer!r}."
+            )
+        if self.lr is not None and not self.lr > 0:
+            raise InvalidArgumentError(f"`lr` must be > 0, but got lr={self.lr}.")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidArgumentError(f"`max_steps` must be >= 1 or None, but got max_steps={self.max_steps}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise InvalidArgumentError(
+                f"`label_smoothing` must be in [0, 1), but got label_smoothing={self.label_smoothing}."
+            )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``fit`` did: mean training loss per epoch, optimiser steps and seconds."""
+
+    epoch_losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+StepHook = Callable[[nn.Module], None]
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset | Split,
+    config: FitConfig | None = None,
+    *,
+    progress: bool = True,
+    after_step: StepHook | None = None,
+) -> FitResult:
+    """Train ``model`` in place on the training split of ``data``.
+
+    Args:
+        model: the network; trained in place (hence no copy is returned).
+        data: a ``Dataset`` (its ``train`` split is used) or a single ``Split``.
+        config: training settings; default ``FitConfig()``.
+        progress: show a progress bar with the running loss.
+        after_step: called with the model after every optimiser step (compression uses it
+            to keep pruned weights at zero and quantised weights on their codebooks).
+
+    Returns:
+        The loss history, number of steps and wall-clock seconds.
+    """
+    config = config or FitConfig()
+    split = data.train if isinstance(data, Dataset) else data
+    if len(split) == 0:
+        raise InvalidArgumentError("Cannot fit on an empty split.")
+    torch.manual_seed(config.seed)
+    loader = split.loader(config.batch_size, shuffle=True, seed=config.seed)
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    lr = config.lr if config.lr is not None else _DEFAULT_LR[config.optimizer]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+    else:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    schedule_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, schedule_steps) / schedule_steps))
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    losses: list[float] = []
+    step = 0
+    start = time.perf_counter()
+    model.train()
+    with _ProgressBar(progress, total_steps) as bar:
+        for epoch in range(config.epochs):
+            running, seen = 0.0, 0
+            for x, y in loader:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"Training diverged at step {step}: loss is {loss.item()}.")
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                if after_step is not None:
+                    with torch.no_grad():
+                        after_step(model)
+                running += loss.item() * len(y)
+                seen += len(y)
+                step += 1
+                bar.advance(f"epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f}")
+                if step >= total_steps:
+                    break
+            losses.append(running / max(seen, 1))
+            if step >= total_steps:
+                break
+    model.eval()
+    return FitResult(losses, step, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset | Split, *, batch_size: int = 512) -> float:
+    """Return top-1 accuracy (fraction in [0, 1]) of ``model`` on a split.
+
+    ``data`` may be a ``Split`` or a ``Dataset`` (its ``test`` split is used). The model's
+    train/eval mode is restored afterwards.
+    """
+    split = data.test if isinstance(data, Dataset) else data
+    if len(split) == 0:
+        raise InvalidArgumentError("Cannot evaluate on an empty split.")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        logits = model(split.x[start : start + batch_size])
+        correct += int((logits.argmax(1) == split.y[start : start + batch_size]).sum())
+    model.train(was_training)
+    return correct / len(split)
+
+
+class _ProgressBar:
+    """A Rich progress bar that is a no-op when disabled (keeps ``fit`` free of branches)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=self.total)
+        return self
+
+    def advance(self, description: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=description)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from netbudget.data import load_dataset
+from netbudget.exceptions import InvalidArgumentError
+from netbudget.train import FitConfig, evaluate, fit
+from netbudget.zoo import build_model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_short_training_lowers_loss_and_learns(digits) -> None:
+    model = build_model("vgg", input_size=8)
+    before = evaluate(model, digits.val)
+    result = fit(model, digits, FitConfig(epochs=4), progress=False)
+    assert result.steps == 4 * 10  # 1258 samples / 128 per batch -> 10 steps per epoch
+    assert result.epoch_losses[-1] < 0.5 * result.epoch_losses[0]
+    after = evaluate(model, digits.val)
+    assert after > before + 0.3 and after > 0.8
+
+
+def test_training_is_deterministic(digits) -> None:
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = build_model("resnet20", input_size=8, width=0.5)
+        fit(model, digits, FitConfig(epochs=1, seed=5, optimizer="adamw"), progress=True)
+        weights.append(torch.cat([p.flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_max_steps_and_after_step_hook(digits) -> None:
+    model = build_model("vgg", input_size=8)
+    calls = []
+    result = fit(model, digits.train, FitConfig(epochs=3, max_steps=7), progress=False, after_step=calls.append)
+    assert result.steps == 7 and len(calls) == 7 and calls[0] is model
+
+
+def test_evaluate_range_and_mode_restored(digits) -> None:
+    model = build_model("vgg", input_size=8).train()
+    acc = evaluate(model, digits)
+    assert 0.0 <= acc <= 1.0
+    assert model.training
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, r"`epochs` must be >= 1, but got epochs=0"),
+        ({"optimizer": "adam"}, r"`optimizer` must be one of \('sgd', 'adamw'\), but got optimizer='adam'"),
+        ({"lr": -1.0}, r"`lr` must be > 0"),
+        ({"max_steps": 0}, r"`max_steps` must be >= 1"),
+        ({"label_smoothing": 1.0}, r"`label_smoothing` must be in \[0, 1\)"),
+    ],
+)
+def test_bad_config(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        FitConfig(**kwargs)
+
+
+def test_divergence_is_reported(digits) -> None:
+    model = build_model("vgg", input_size=8)
+    with torch.no_grad():
+        model.classifier[-1].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="diverged at step 0"):
+        fit(model, digits, FitConfig(epochs=1), progress=False)
