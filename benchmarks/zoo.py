@@ -62,6 +62,14 @@ def main() -> None:
             rows.append(row)
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "zoo.json"
+    if previous.is_file() and not args.quick:
+        # a partial re-run (--models / --datasets) replaces only its own rows
+        fresh = {(r["architecture"], r["dataset"]) for r in rows}
+        kept = [r for r in json.loads(previous.read_text())["rows"] if (r["architecture"], r["dataset"]) not in fresh]
+        rows = kept + rows
+        order = {d: i for i, d in enumerate(TARGETS)}
+        rows.sort(key=lambda r: (order.get(r["dataset"], 99), list(MODELS).index(r["architecture"])))
     (RESULTS / "zoo.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Zoo networks",
