@@ -37,7 +37,7 @@ def _root(
 
 
 def _fail(error: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}")
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -90,6 +90,61 @@ def train(
         f"({result.seconds:.0f} s, final loss {result.epoch_losses[-1]:.4f})"
     )
     console.print(f"saved {out}")
+
+
+@app.command()
+def measure(
+    model: str = typer.Option("zoo:vgg", help="Zoo architecture, e.g. zoo:vgg."),
+    weights: Path = typer.Option(None, help="State dict (.pt) to load; default: untrained weights."),
+    dataset: str = typer.Option("mnist5k", help="Dataset that fixes the input shape and classes."),
+    backend: str = typer.Option("onnxruntime", help="Latency backend: onnxruntime or torch."),
+    batch_size: int = typer.Option(1, help="Samples per timed forward pass."),
+    threads: int = typer.Option(1, help="Intra-op threads of the latency backend."),
+    repeats: int = typer.Option(50, help="Timed runs."),
+    warmup: int = typer.Option(10, help="Untimed runs before timing."),
+    width: float = typer.Option(1.0, help="Channel width multiplier of the zoo network."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Measure every budget metric of a network: latency, packed size, MACs, params, peak memory."""
+    import json
+
+    from rich.table import Table
+
+    from netbudget.constraints import format_value
+    from netbudget.data import load_dataset
+    from netbudget.metrics import LatencyConfig, MeasureContext, measure_all
+    from netbudget.zoo import build_model, load_weights
+
+    try:
+        config = LatencyConfig(backend=backend, threads=threads, batch_size=batch_size, repeats=repeats, warmup=warmup)
+        data = load_dataset(dataset)
+        net = build_model(
+            model, in_channels=data.input_shape[0], num_classes=data.num_classes,
+            input_size=data.input_shape[-1], width=width,
+        )
+        if weights is not None:
+            load_weights(net, weights)
+    except (NetbudgetError, KeyError) as error:
+        raise _fail(error) from error
+    values = measure_all(net, MeasureContext(input_shape=data.input_shape, latency=config))
+    if as_json:
+        print(json.dumps({"model": model, "backend": backend, "batch_size": batch_size, "threads": threads, **values}))
+        return
+    table = Table(title=f"{model} on {data.name} inputs {data.input_shape}, {backend}, batch {batch_size}, {threads} thread(s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    per = "per batch" if batch_size > 1 else "per sample"
+    for stat in ("", "median_", "p90_", "p99_", "max_"):
+        label = f"latency {stat.rstrip('_') or 'mean'} ({per})"
+        table.add_row(label, format_value(values[f"latency_{stat}ms"] * 1e-3, "s"))
+    table.add_row("latency spread (CV)", f"{100 * values['latency_cv']:.1f} %")
+    table.add_row("size (packed)", f"{format_value(values['size_bytes'], 'B')} ({values['size_bytes']:,.0f} B)")
+    table.add_row("MACs", f"{values['macs']:,.0f}")
+    table.add_row("MACs (non-zero weights)", f"{values['macs_sparse']:,.0f}")
+    table.add_row("params", f"{values['params']:,.0f}")
+    table.add_row("params (non-zero)", f"{values['params_sparse']:,.0f}")
+    table.add_row(f"peak activation memory (batch {batch_size})", format_value(values["memory_bytes"], "B"))
+    console.print(table)
 
 
 @app.command()

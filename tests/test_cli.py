@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,29 @@ def test_demo_trains_then_reuses_the_cache() -> None:
     second = runner.invoke(app, ["demo"])
     assert "cached" in second.output
     assert f"{accuracy:.2f} %" in second.output
+
+
+def test_measure_json_has_the_documented_keys() -> None:
+    result = runner.invoke(app, ["measure", "--model", "zoo:resnet20", "--dataset", "digits", "--repeats", "5", "--warmup", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    for key in ("latency_ms", "latency_p99_ms", "size_bytes", "macs", "params", "memory_bytes"):
+        assert key in payload and payload[key] > 0
+    assert payload["latency_p99_ms"] >= payload["latency_median_ms"]
+    assert payload["macs"] == 2532992  # resnet20 on 1x8x8 inputs
+
+
+def test_measure_table_and_weights(tmp_path: Path) -> None:
+    from netbudget.zoo import build_model, save_checkpoint
+
+    path = save_checkpoint(build_model("vgg", input_size=8), tmp_path / "w.pt")
+    result = runner.invoke(app, ["measure", "--dataset", "digits", "--weights", str(path), "--repeats", "3", "--backend", "torch"])
+    assert result.exit_code == 0, result.output
+    assert "size (packed)" in result.output and "peak activation memory" in result.output
+
+
+def test_measure_bad_backend_and_missing_weights(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["measure", "--backend", "tvm"])
+    assert result.exit_code == 2 and "backend='tvm'" in result.output
+    result = runner.invoke(app, ["measure", "--dataset", "digits", "--weights", str(tmp_path / "none.pt")])
+    assert result.exit_code == 2 and "none.pt does not exist" in result.output
