@@ -6,14 +6,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from netbudget.compress.quantize import snap
 from netbudget.data import Dataset, Split
 from netbudget.exceptions import InvalidArgumentError
 
-__all__ = ["FitConfig", "FitResult", "default_epochs", "evaluate", "fit"]
+if TYPE_CHECKING:
+    from netbudget.compress.core import CompressedModel
+
+__all__ = ["FitConfig", "FitResult", "default_epochs", "evaluate", "fine_tune", "fit"]
 
 _OPTIMIZERS = ("sgd", "adamw")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}
@@ -39,6 +44,9 @@ class FitConfig:
         max_steps: stop after this many optimiser steps (the cosine schedule still spans
             ``epochs``); ``None`` runs every epoch to the end.
         label_smoothing: label smoothing of the cross-entropy loss, in [0, 1).
+        distill_weight: weight of the distillation term when a teacher is given, in [0, 1]
+            (the cross-entropy gets ``1 - distill_weight``).
+        distill_temperature: softmax temperature of distillation (> 0).
     """
 
     epochs: int = 10
@@ -49,6 +57,8 @@ class FitConfig:
     seed: int = 0
     max_steps: int | None = None
     label_smoothing: float = 0.0
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -63,6 +73,12 @@ class FitConfig:
             raise InvalidArgumentError(f"`lr` must be > 0, but got lr={self.lr}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise InvalidArgumentError(f"`max_steps` must be >= 1 or None, but got max_steps={self.max_steps}.")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise InvalidArgumentError(f"`distill_weight` must be in [0, 1], but got distill_weight={self.distill_weight}.")
+        if not self.distill_temperature > 0:
+            raise InvalidArgumentError(
+                f"`distill_temperature` must be > 0, but got distill_temperature={self.distill_temperature}."
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise InvalidArgumentError(
                 f"`label_smoothing` must be in [0, 1), but got label_smoothing={self.label_smoothing}."
@@ -88,6 +104,7 @@ def fit(
     *,
     progress: bool = True,
     after_step: StepHook | None = None,
+    teacher: nn.Module | None = None,
 ) -> FitResult:
     """Train ``model`` in place on the training split of ``data``.
 
@@ -96,8 +113,10 @@ def fit(
         data: a ``Dataset`` (its ``train`` split is used) or a single ``Split``.
         config: training settings; default ``FitConfig()``.
         progress: show a progress bar with the running loss.
-        after_step: called with the model after every optimiser step (compression uses it
-            to keep pruned weights at zero and quantised weights on their codebooks).
+        after_step: called with the model after every optimiser step.
+        teacher: a network to distil from (e.g. the uncompressed original); its logits,
+            softened by ``config.distill_temperature``, are matched with weight
+            ``config.distill_weight``.
 
     Returns:
         The loss history, number of steps and wall-clock seconds.
@@ -134,7 +153,12 @@ def fit(
             running, seen = 0.0, 0
             for x, y in loader:
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
+                logits = model(x)
+                loss = loss_fn(logits, y)
+                if teacher is not None:
+                    loss = (1 - config.distill_weight) * loss + config.distill_weight * _distillation(
+                        logits, teacher, x, config.distill_temperature
+                    )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"Training diverged at step {step}: loss is {loss.item()}.")
                 loss.backward()
@@ -154,6 +178,69 @@ def fit(
                 break
     model.eval()
     return FitResult(losses, step, time.perf_counter() - start)
+
+
+def _distillation(logits: torch.Tensor, teacher: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    with torch.no_grad():
+        target = torch.log_softmax(teacher.eval()(x) / temperature, dim=1)
+    student = torch.log_softmax(logits / temperature, dim=1)
+    return torch.nn.functional.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
+
+
+def fine_tune(
+    compressed: CompressedModel,
+    data: Dataset | Split,
+    config: FitConfig | None = None,
+    *,
+    teacher: nn.Module | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Fine-tune a compressed network in place, keeping its compression.
+
+    Pruned weights stay exactly zero (their gradient is masked); quantised weights train as
+    float shadows through a straight-through estimator (the forward pass sees them on their
+    codebook) and are snapped back to it at the end. Structured pruning needs nothing: the
+    removed channels no longer exist.
+
+    Args:
+        compressed: the result of ``netbudget.compress.compress``; its module is trained.
+        data: training data (a ``Dataset``'s train split, or a ``Split``).
+        config: training settings (a short run: e.g. one epoch, ``lr=0.01``).
+        teacher: optional network to distil from (typically the original).
+        progress: show a progress bar.
+    """
+    from torch.nn.utils import parametrize
+
+    module = compressed.module
+    layers = {f"{name}.weight": m for name, m in module.named_modules() if hasattr(m, "weight")}
+    constrained = sorted(set(compressed.masks) | set(compressed.codebooks))
+    for name in constrained:
+        parametrize.register_parametrization(
+            layers[name], "weight", _Constrain(compressed.masks.get(name), compressed.codebooks.get(name))
+        )
+    try:
+        result = fit(module, data, config, progress=progress, teacher=teacher)
+    finally:
+        for name in constrained:
+            parametrize.remove_parametrizations(layers[name], "weight", leave_parametrized=True)
+        compressed.enforce_()
+    return result
+
+
+class _Constrain(nn.Module):
+    """Weight parametrisation: mask, then straight-through quantisation onto a codebook."""
+
+    def __init__(self, mask: torch.Tensor | None, levels: torch.Tensor | None) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.float() if mask is not None else None)
+        self.register_buffer("levels", levels)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None:
+            weight = weight * self.mask
+        if self.levels is not None:
+            weight = weight + (snap(weight, self.levels) - weight).detach()
+        return weight
 
 
 @torch.no_grad()
