@@ -18,3 +18,13 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never read or write the user's checkpoint cache from tests."""
     monkeypatch.setenv("NETBUDGET_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def vgg_mnist5k(tmp_path_factory: pytest.TempPathFactory) -> torch.nn.Module:
+    """The demo network (zoo:vgg trained 15 epochs on mnist5k), trained once per test session."""
+    from netbudget.zoo import pretrained
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NETBUDGET_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        return pretrained("vgg", "mnist5k", epochs=15, progress=False)
