@@ -1,7 +1,7 @@
 """Repeatability and cost of latency measurement for every zoo network and backend.
 
 For each network and backend, 10 independent measurements (fresh export / session, default
-harness: 10 warm-up runs, 50 timed runs, batch 1, 1 thread) give the coefficient of
+harness: 10 warm-up runs, at least 50 timed runs and 0.3 s of timing, batch 1, 1 thread) give the coefficient of
 variation of the reported latency (goal <= 3 %) and the seconds one measurement takes.
 Also reported: the drift-guarded ratio to a reference network timed alongside, whose
 spread shows how much the ratio protects against a drifting machine.
@@ -80,7 +80,7 @@ def main() -> None:
     lines = [
         "# Latency measurement repeatability",
         "",
-        f"Machine: {machine}. Harness defaults: 10 warm-up + 50 timed runs, batch 1, 1 thread. "
+        f"Machine: {machine}. Harness defaults: 10 warm-up runs, then at least 50 timed runs and 0.3 s of timing; batch 1, 1 thread. "
         f"CV over {n} independent measurements (goal <= 3 % for the reported mean).",
         "",
         "| model | backend | latency ms | CV mean | CV median | CV ratio to reference | s / measurement | goal |",

@@ -136,7 +136,7 @@ def test_depthwise_macs() -> None:
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_latency_statistics_are_ordered_and_positive(backend: str) -> None:
     model = build_model("vgg", input_size=8)
-    m = measure_latency(model, (1, 8, 8), LatencyConfig(backend=backend, repeats=30, warmup=3, batch_size=4))
+    m = measure_latency(model, (1, 8, 8), LatencyConfig(backend=backend, repeats=30, warmup=3, batch_size=4, min_seconds=0))
     stats = [m.stat(s) for s in ("min", "median", "p90", "p99", "max")]
     assert stats[0] > 0 and stats == sorted(stats)
     assert m.value == pytest.approx(np.mean(m.samples)) and len(m.samples) == 30
@@ -190,3 +190,11 @@ def test_measure_by_constraint_and_user_metrics() -> None:
         unregister_metric("conv_count")
     with pytest.raises(UnknownNameError, match="Unknown metric 'conv_count'"):
         measure(model, "conv_count", context)
+
+
+def test_min_seconds_extends_timing_of_fast_networks() -> None:
+    model = build_model("vgg", input_size=8, width=0.25)
+    m = measure_latency(model, (1, 8, 8), LatencyConfig(backend="torch", repeats=5, warmup=1, min_seconds=0.05))
+    assert sum(m.samples) >= 0.05 and len(m.samples) > 5
+    with pytest.raises(InvalidArgumentError, match="`min_seconds` must be >= 0"):
+        LatencyConfig(min_seconds=-1.0)
