@@ -36,7 +36,9 @@ def _objective(trial: optuna.Trial) -> float:
 
 
 def _options(name: str) -> dict:
-    return {"reference": {"latency": 1.0}} if name == "penalty" else {}
+    if name == "penalty":
+        return {"reference": {"latency": 1.0}, "n_candidates": 256}
+    return {"n_candidates": 256} if name == "netbudget" else {}
 
 
 def _run(name: str, seed: int, n_trials: int = 12) -> optuna.Study:
@@ -75,7 +77,7 @@ def test_netbudget_finds_the_feasible_optimum_of_the_toy() -> None:
 
 def test_never_proposes_a_configuration_violating_a_computable_bound() -> None:
     size = Bound(name="size", threshold=0.5, computable=lambda p: 1.0 - 0.6 * p["a"] - 0.3 * p["b"])
-    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=[size], seed=0, n_startup_trials=6)
+    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=[size], seed=0, n_startup_trials=6, n_candidates=256)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_objective, n_trials=14)
     for t in study.trials:
@@ -94,7 +96,7 @@ def test_unreachable_computable_bound_raises() -> None:
 
 def test_pending_trial_gets_a_different_proposal() -> None:
     bounds = [Bound(name="latency", threshold=0.6)]
-    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=bounds, seed=1, n_startup_trials=5)
+    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=bounds, seed=1, n_startup_trials=5, n_candidates=256)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_objective, n_trials=8)
     first = study.ask()
@@ -108,7 +110,7 @@ def test_pending_trial_gets_a_different_proposal() -> None:
 
 def test_changing_thresholds_rejudges_history() -> None:
     bounds = [Bound(name="latency", threshold=0.9)]
-    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=bounds, seed=0, n_startup_trials=5)
+    sampler = ConstrainedBOSampler(search_space=SPACE, bounds=bounds, seed=0, n_startup_trials=5, n_candidates=256)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_objective, n_trials=10)
     loose = sum(feasible(t, sampler.bounds) for t in study.trials)
