@@ -162,7 +162,9 @@ def format_value(value: float, unit: str) -> str:
 def _kind(metric: str, text: str) -> MetricKind:
     if metric in BUILTIN_METRICS:
         return BUILTIN_METRICS[metric]
-    from netbudget.metrics.registry import user_metric_kind  # user metrics live with the metrics
+    from netbudget.metrics.registry import (
+        user_metric_kind,  # user metrics live with the metrics
+    )
 
     kind = user_metric_kind(metric)
     if kind is None:

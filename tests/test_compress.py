@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from netbudget.compress import QuantizeConfig, codebook, compress, kept_channels, magnitude_mask, snap
+from netbudget.compress import (
+    QuantizeConfig,
+    codebook,
+    compress,
+    kept_channels,
+    magnitude_mask,
+    snap,
+)
 from netbudget.data import load_dataset
 from netbudget.exceptions import InvalidArgumentError
 from netbudget.export.onnx import to_onnx_bytes

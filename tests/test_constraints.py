@@ -4,7 +4,12 @@ import math
 
 import pytest
 
-from netbudget.constraints import Constraint, format_value, parse_constraint, parse_constraints
+from netbudget.constraints import (
+    Constraint,
+    format_value,
+    parse_constraint,
+    parse_constraints,
+)
 from netbudget.exceptions import InvalidConstraintError
 from netbudget.metrics import register_metric, unregister_metric
 

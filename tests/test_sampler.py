@@ -8,7 +8,11 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from netbudget.exceptions import InvalidArgumentError, UnknownNameError, UnreachableBudgetError
+from netbudget.exceptions import (
+    InvalidArgumentError,
+    UnknownNameError,
+    UnreachableBudgetError,
+)
 from netbudget.search import (
     SAMPLERS,
     Bound,

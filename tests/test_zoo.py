@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from netbudget.exceptions import InvalidArgumentError, UnknownNameError
-from netbudget.zoo import MODELS, build_model, checkpoint_path, load_weights, pretrained, save_checkpoint
+from netbudget.zoo import (
+    MODELS,
+    build_model,
+    checkpoint_path,
+    load_weights,
+    pretrained,
+    save_checkpoint,
+)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from netbudget.compress.channels import kept_channels, prune_channels_
-from netbudget.compress.core import OPERATOR_HANDLERS, CompressedModel, compress, register_operator
+from netbudget.compress.core import (
+    OPERATOR_HANDLERS,
+    CompressedModel,
+    compress,
+    register_operator,
+)
 from netbudget.compress.prune import magnitude_mask
 from netbudget.compress.quantize import QuantizeConfig, codebook, snap
 

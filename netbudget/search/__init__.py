@@ -7,7 +7,14 @@ so ``import netbudget`` stays light.
 from __future__ import annotations
 
 from netbudget.search.baselines import UniformSampler, optuna_constraints_func
-from netbudget.search.bounds import MEASURED_ATTR, Bound, feasible, measured, record_measurements, violations
+from netbudget.search.bounds import (
+    MEASURED_ATTR,
+    Bound,
+    feasible,
+    measured,
+    record_measurements,
+    violations,
+)
 from netbudget.search.cooling import COOLING_KINDS, CoolingSchedule, cooling_thresholds
 from netbudget.search.registry import SAMPLERS, make_sampler, register_sampler
 from netbudget.search.sampler import ConstrainedBOSampler, PenaltyBOSampler

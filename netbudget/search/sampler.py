@@ -36,6 +36,7 @@ from netbudget.search.codec import UnitCubeCodec, numeric_space
 __all__ = ["ConstrainedBOSampler", "PenaltyBOSampler"]
 
 _DTYPE = torch.float64
+_NOISE_LOC, _NOISE_SCALE, _NOISE_FLOOR = -8.0, 2.0, 1e-6
 
 
 class ConstrainedBOSampler(BaseSampler):
@@ -380,10 +381,25 @@ class _GP:
     @staticmethod
     def _build(x: torch.Tensor, y: torch.Tensor) -> Any:
         from botorch.models import SingleTaskGP
-        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+        from botorch.models.utils.gpytorch_modules import (
+            get_covar_module_with_dim_scaled_prior,
+        )
+        from gpytorch.constraints import GreaterThan
+        from gpytorch.likelihoods import GaussianLikelihood
+        from gpytorch.priors import LogNormalPrior
 
         covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=x.shape[-1], use_rbf_kernel=False)
-        return SingleTaskGP(x, y.unsqueeze(-1), covar_module=covar, outcome_transform=None)
+        # Noise is inferred, but the prior reaches down to nearly noiseless observations:
+        # BoTorch's default (LogNormal(-4, 1), floor 1e-4 of the standardised variance)
+        # blurred the optimum of deterministic objectives (constrained Branin, 4 seeds x 30
+        # evaluations: mean best 0.405 with it, 0.3996 with LogNormal(-8, 2) and floor 1e-6);
+        # latency noise (a few per cent) is still learnt from the data.
+        noise_prior = LogNormalPrior(loc=_NOISE_LOC, scale=_NOISE_SCALE)
+        likelihood = GaussianLikelihood(
+            noise_prior=noise_prior,
+            noise_constraint=GreaterThan(_NOISE_FLOOR, transform=None, initial_value=1e-3),
+        )
+        return SingleTaskGP(x, y.unsqueeze(-1), likelihood=likelihood, covar_module=covar, outcome_transform=None)
 
     @staticmethod
     def _fit_hyperparameters(model: Any, warm: dict[str, torch.Tensor] | None) -> None:
