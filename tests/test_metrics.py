@@ -147,8 +147,8 @@ def test_latency_statistics_are_ordered_and_positive(backend: str) -> None:
 def test_drift_guard_reports_a_ratio_to_the_reference() -> None:
     small = build_model("vgg", input_size=28, width=0.25)
     big = build_model("vgg", input_size=28, width=2.0)
-    m = measure_latency(small, (1, 28, 28), LatencyConfig(repeats=20, batch_size=8), reference=big)
-    assert len(m.reference_samples) == 20
+    m = measure_latency(small, (1, 28, 28), LatencyConfig(repeats=20, batch_size=8, min_seconds=0), reference=big)
+    assert len(m.reference_samples) == len(m.samples) == 20  # interleaved, one reference run per run
     assert m.ratio is not None and 0 < m.ratio < 0.8
 
 
