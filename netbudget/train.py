@@ -237,7 +237,7 @@ class _Constrain(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.mask is not None:
-            weight = weight * self.mask
+            weight = torch.where(self.mask.bool(), weight, torch.zeros_like(weight))  # +0.0, never -0.0
         if self.levels is not None:
             weight = weight + (snap(weight, self.levels) - weight).detach()
         return weight

@@ -76,6 +76,18 @@ def test_random_configurations_on_every_zoo_network(name: str, data: st.DataObje
     np.testing.assert_allclose(onnx_out, result.module(x).detach().numpy(), rtol=1e-3, atol=1e-4)
 
 
+def test_pruned_and_quantised_zeros_are_positive_zero() -> None:
+    # -0.0 is a distinct bit pattern to the packed format: a negative weight times 0 would cost bits
+    model = build_model("vgg", input_size=8)
+    space = build_space(model, SHAPE, operators=("prune", "bits"))
+    result = compress(model, space, {n: (0.6 if n.startswith("prune") else 3) for n in space.names})
+    result.enforce_()
+    for name in result.masks:
+        weight = dict(result.module.named_parameters())[name]
+        zeros = weight[weight == 0]
+        assert zeros.numel() > 0 and not bool(torch.signbit(zeros).any()), name
+
+
 def test_magnitude_mask_counts_existing_zeros() -> None:
     weight = torch.tensor([0.0, 0.0, 0.5, -0.1, 0.3, 2.0])
     assert magnitude_mask(weight, 0.2).tolist() == [False, False, True, True, True, True]  # 1 < 2 zeros already

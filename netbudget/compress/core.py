@@ -42,7 +42,7 @@ class CompressedModel:
         params = dict((module or self.module).named_parameters())
         with torch.no_grad():
             for name, mask in self.masks.items():
-                params[name].mul_(mask)
+                params[name].masked_fill_(~mask, 0.0)  # +0.0: multiplying would leave -0.0
             for name, levels in self.codebooks.items():
                 params[name].copy_(snap(params[name], levels))
 
@@ -96,7 +96,7 @@ def _prune(compressed: CompressedModel, space: SearchSpace, values: Mapping[str,
         for layer, fraction in _targets(space, values, "prune").items():
             weight = modules[layer].weight
             mask = magnitude_mask(weight, fraction)
-            weight.mul_(mask)
+            weight.masked_fill_(~mask, 0.0)  # +0.0, not the -0.0 that weight * 0 gives
             compressed.masks[f"{layer}.weight"] = mask
 
 

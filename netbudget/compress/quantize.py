@@ -61,7 +61,7 @@ def codebook(values: torch.Tensor, bits: int, config: QuantizeConfig | None = No
 
 
 def snap(weight: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """``weight`` with every non-zero entry replaced by its nearest level (zeros kept)."""
+    """``weight`` with every non-zero entry replaced by its nearest level (zeros kept, as +0.0)."""
     flat = weight.flatten()
     index = torch.bucketize(flat, levels).clamp(1, len(levels) - 1) if len(levels) > 1 else torch.zeros_like(flat, dtype=torch.long)
     if len(levels) > 1:
@@ -69,4 +69,4 @@ def snap(weight: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         nearest = torch.where((flat - lower).abs() <= (upper - flat).abs(), lower, upper)
     else:
         nearest = levels.expand_as(flat)
-    return torch.where(flat == 0, flat, nearest).reshape(weight.shape)
+    return torch.where(flat == 0, torch.zeros_like(flat), nearest).reshape(weight.shape)  # -0.0 -> +0.0
