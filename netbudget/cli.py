@@ -160,7 +160,9 @@ def demo(
     dataset, name = "mnist5k", "vgg"
     path = checkpoint_path(name, dataset, seed=seed, epochs=default_epochs(dataset))
     cached = path.is_file()
-    console.print(f"[bold]netbudget demo[/]: {name} on {dataset} ({'cached' if cached else 'training'}: {path})")
+    console.print(
+        f"[bold]netbudget demo[/]: {name} on {dataset} ({'cached' if cached else 'training'}: {path})", soft_wrap=True
+    )
     start = time.perf_counter()
     model = pretrained(name, dataset, seed=seed)
     data = load_dataset(dataset, seed=seed)
