@@ -188,10 +188,9 @@ def channel_groups(model: nn.Module, input_shape: Sequence[int], *, exclude: Seq
     return out
 
 
-def _block_of(model: nn.Module, name: str) -> str:
+def _block_of(modules: Mapping[str, nn.Module], name: str) -> str:
     """Nearest ancestor of ``name`` that is a real block (not a container, not the root)."""
     parts = name.split(".")
-    modules = dict(model.named_modules())
     for cut in range(len(parts) - 1, 0, -1):
         parent = ".".join(parts[:cut])
         if not isinstance(modules[parent], (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
@@ -255,12 +254,13 @@ def build_space(
     first, output = layers[0], layers[-1]
     weight_units = [n for n in layers if (include_first or n != first) and (include_output or n != output)]
     patterns = dict(groups or {})
+    modules = dict(traced.named_modules())
 
     def knob_of(unit: str) -> str:
         for group_name, pattern in patterns.items():
             if fnmatch.fnmatchcase(unit, pattern):
                 return group_name
-        return _block_of(traced, unit) if policy == "block" else unit
+        return _block_of(modules, unit) if policy == "block" else unit
 
     dims: list[Dimension] = []
     counts: dict[str, int] = {}

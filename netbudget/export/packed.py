@@ -161,7 +161,7 @@ def unpack_state_dict(data: bytes) -> dict[str, torch.Tensor]:
         (encoding,) = reader.unpack("<B")
         dtype = _DTYPES[dtype_code]
         numel = int(np.prod(shape)) if ndim else 1
-        if encoding == RAW and dtype != torch.float32 or (encoding == RAW and ndim < 2):
+        if encoding == RAW:  # the tensor's own bytes, whatever its dtype (float32 bits included)
             itemsize = torch.empty(0, dtype=dtype).element_size()
             raw = reader.take(itemsize * numel)
             if dtype == torch.bfloat16:

@@ -12,7 +12,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from netbudget.exceptions import InvalidArgumentError
-from netbudget.search.bounds import Bound, violations
+from netbudget.search.bounds import Bound, violations, with_thresholds
 from netbudget.search.codec import UnitCubeCodec, numeric_space
 
 __all__ = ["UniformSampler", "optuna_constraints_func"]
@@ -75,10 +75,7 @@ class UniformSampler(BaseSampler):
 
     def set_thresholds(self, thresholds: Mapping[str, float]) -> None:
         """Change thresholds; the bisection restarts from the re-judged history."""
-        self._bounds = [
-            Bound(name=b.name, threshold=float(thresholds.get(b.name, b.threshold)), computable=b.computable)
-            for b in self._bounds
-        ]
+        self._bounds = with_thresholds(self._bounds, thresholds)
 
     def position(self, params: Mapping[str, Any]) -> float:
         """The shared position ``u`` in [0, 1] (0 = least compressed) of a configuration."""

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from netbudget.exceptions import InvalidArgumentError
 
-__all__ = ["MEASURED_ATTR", "Bound", "feasible", "measured", "record_measurements", "violations"]
+__all__ = ["MEASURED_ATTR", "Bound", "feasible", "measured", "record_measurements", "violations", "with_thresholds"]
 
 MEASURED_ATTR = "measured"
 
@@ -74,3 +74,18 @@ def violations(trial: FrozenTrial, bounds: Sequence[Bound]) -> list[float]:
 def feasible(trial: FrozenTrial, bounds: Sequence[Bound]) -> bool:
     """Whether every bound holds for ``trial`` under the bounds' current thresholds."""
     return all(g <= 0 for g in violations(trial, bounds))
+
+
+def with_thresholds(bounds: Sequence[Bound], thresholds: Mapping[str, float]) -> list[Bound]:
+    """``bounds`` with the thresholds named in ``thresholds`` replaced (cooling).
+
+    Raises:
+        InvalidArgumentError: a name in ``thresholds`` is not a bound's name.
+    """
+    unknown = set(thresholds) - {b.name for b in bounds}
+    if unknown:
+        raise InvalidArgumentError(f"Unknown bound names {sorted(unknown)}; known: {[b.name for b in bounds]}.")
+    return [
+        Bound(name=b.name, threshold=float(thresholds.get(b.name, b.threshold)), computable=b.computable)
+        for b in bounds
+    ]

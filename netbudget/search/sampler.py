@@ -30,7 +30,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from netbudget.exceptions import InvalidArgumentError, UnreachableBudgetError
-from netbudget.search.bounds import Bound, measured
+from netbudget.search.bounds import Bound, measured, with_thresholds
 from netbudget.search.codec import UnitCubeCodec, numeric_space
 
 __all__ = ["ConstrainedBOSampler", "PenaltyBOSampler"]
@@ -94,13 +94,7 @@ class ConstrainedBOSampler(BaseSampler):
 
     def set_thresholds(self, thresholds: Mapping[str, float]) -> None:
         """Change thresholds (cooling); the whole history is re-judged on the next proposal."""
-        unknown = set(thresholds) - {b.name for b in self._bounds}
-        if unknown:
-            raise InvalidArgumentError(f"Unknown bound names {sorted(unknown)}; known: {[b.name for b in self._bounds]}.")
-        self._bounds = [
-            Bound(name=b.name, threshold=float(thresholds.get(b.name, b.threshold)), computable=b.computable)
-            for b in self._bounds
-        ]
+        self._bounds = with_thresholds(self._bounds, thresholds)
 
     # -- Optuna sampler API --------------------------------------------------------------
     def reseed_rng(self) -> None:
