@@ -74,3 +74,20 @@ def test_pretrained_trains_once_then_loads_from_cache() -> None:
     assert path.stat().st_mtime_ns == mtime
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_interrupted_save_leaves_no_partial_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ckpt.pt"
+    model = build_model("vgg", input_size=8)
+    save_checkpoint(model, path)
+    before = path.read_bytes()
+
+    def interrupted(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(build_model("vgg", input_size=8, width=2.0), path)
+    assert path.read_bytes() == before  # the old checkpoint is intact, never half-written
+    load_weights(build_model("vgg", input_size=8), path)
