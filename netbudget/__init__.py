@@ -14,11 +14,28 @@ from netbudget.exceptions import (
 )
 
 __all__ = [
+    "CompressionResult",
     "DatasetError",
     "InvalidArgumentError",
     "InvalidConstraintError",
     "NetbudgetError",
+    "RunConfig",
     "UnknownNameError",
     "UnreachableBudgetError",
     "__version__",
+    "compress",
+    "load",
+    "resume",
 ]
+
+_LAZY = {"compress": "netbudget.compress", "load": "netbudget.pipeline", "resume": "netbudget.pipeline",
+         "CompressionResult": "netbudget.pipeline", "RunConfig": "netbudget.pipeline"}
+
+
+def __getattr__(name: str):  # PEP 562: keep `import netbudget` free of torch and optuna
+    if name not in _LAZY:
+        raise AttributeError(f"module 'netbudget' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(_LAZY[name])
+    return module if name == "compress" else getattr(module, name)

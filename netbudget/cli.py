@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -147,29 +146,146 @@ def measure(
     console.print(table)
 
 
+def _summary_table(result) -> None:
+    from rich.table import Table
+
+    from netbudget.report import _before_after
+
+    summary = result.summary
+    table = Table(title=f"{summary['model']} on {summary['dataset']}: "
+                        f"{'FEASIBLE' if result.feasible else 'INFEASIBLE'} after {summary['evaluations']} "
+                        f"evaluations, {summary['seconds']:.0f} s")
+    for column in ("", "original", "compressed", "change"):
+        table.add_column(column, justify="left" if column in ("", "change") else "right")
+    for row in _before_after({}, summary):
+        table.add_row(*row)
+    console.print(table)
+
+
+def _finish_run(result) -> None:
+    _summary_table(result)
+    run_dir = result.run_dir
+    console.print(f"report: {run_dir / 'report' / 'report.html'}", soft_wrap=True)
+    if result.feasible:
+        console.print(f"model:  {run_dir / 'final' / 'model.pt'} (netbudget.load), model.onnx, model.nbz", soft_wrap=True)
+    else:
+        err_console.print("[bold red]The budget was not met on re-measurement; no model was exported.[/]")
+        raise typer.Exit(code=1)
+
+
+def _run_guarded(action):
+    """Run a compression; map errors to exit codes: 2 bad input, 1 run failed, 130 interrupted."""
+    from netbudget.exceptions import UnreachableBudgetError
+
+    try:
+        return action()
+    except UnreachableBudgetError as error:
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(code=1) from error
+    except (NetbudgetError, KeyError) as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt as error:
+        err_console.print("interrupted: completed trials are saved; continue with `netbudget resume RUN_DIR`.")
+        raise typer.Exit(code=130) from error
+
+
+@app.command()
+def compress(
+    config: Path = typer.Option(None, "--config", help="run.yaml with any settings; flags override it."),
+    model: str = typer.Option(None, help="zoo:NAME (vgg, resnet20, mobilenetv2, densenet) or package.module:factory [default: zoo:vgg]."),
+    weights: Path = typer.Option(None, help="Trained state dict (.pt); zoo networks without it are trained once and cached."),
+    dataset: str = typer.Option(None, help="digits, mnist5k, fashion-mnist, an .npz file or an IDX directory [default: mnist5k]."),
+    constraint: list[str] = typer.Option(None, "--constraint", "-c", help="Budget, repeatable: 'latency <= 0.5x', 'size <= 2 MB', 'latency.p99 <= 8 ms'."),
+    steps: int = typer.Option(None, help="Cooling steps [default: 5]."),
+    trials: int = typer.Option(None, help="Candidates evaluated per step [default: 12]."),
+    operators: str = typer.Option(None, help="Comma-separated: channels,prune,bits [default: from the budgets]."),
+    sampler: str = typer.Option(None, help="netbudget, penalty, uniform, random, sobol, tpe, optuna-gp [default: netbudget]."),
+    cooling: str = typer.Option(None, help="exponential, linear or one-step [default: exponential]."),
+    proxy: str = typer.Option(None, help="Candidate score: reference, bn, lookahead, agreement [default: lookahead]."),
+    backend: str = typer.Option(None, help="Latency backend: onnxruntime or torch [default: onnxruntime]."),
+    final_epochs: int = typer.Option(None, help="Fine-tuning epochs of the final network [default: 3]."),
+    min_keep: float = typer.Option(None, help="Smallest fraction of each layer's channels kept [default: 0.2]."),
+    run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
+    storage: str = typer.Option(None, help="Optuna storage URL [default: sqlite:///RUN_DIR/study.db]."),
+    seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning [default: 0]."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live progress."),
+) -> None:
+    """Compress a network until it meets every budget; write the run directory and report."""
+    from netbudget.pipeline.config import RunConfig
+    from netbudget.pipeline.run import _Run
+
+    def action():
+        settings: dict = {}
+        if config is not None:
+            settings.update(RunConfig.read(config).to_dict())
+        flags = {
+            "model": model, "weights": str(weights) if weights else None, "dataset": dataset,
+            "constraints": list(constraint) if constraint else None, "steps": steps, "trials": trials,
+            "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
+            "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
+            "final_epochs": final_epochs, "min_keep": min_keep, "storage": storage, "seed": seed,
+        }
+        settings.update({k: v for k, v in flags.items() if v is not None})
+        if not settings.get("constraints"):
+            raise InvalidArgumentError("No budget given: pass --constraint 'latency <= 0.5x' (repeatable) or --config run.yaml.")
+        run_config = RunConfig.from_dict(settings)
+        return _Run(run_dir, run_config, progress=not quiet).execute(None, None)
+
+    from netbudget.exceptions import InvalidArgumentError
+
+    _finish_run(_run_guarded(action))
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="Run directory of an interrupted run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live progress."),
+) -> None:
+    """Continue an interrupted run: completed trials and steps are never redone."""
+    from netbudget.pipeline.run import resume as resume_run
+
+    _finish_run(_run_guarded(lambda: resume_run(run_dir, progress=not quiet)))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run directory.")) -> None:
+    """Rebuild report/report.md and report/report.html from the run's storage."""
+    from netbudget.report import build_report
+
+    path = _run_guarded(lambda: build_report(run_dir))
+    console.print(f"report: {path}", soft_wrap=True)
+
+
 @app.command()
 def demo(
-    seed: int = typer.Option(0, help="Seed of the data split and training."),
+    run_dir: Path = typer.Option(Path("runs/demo"), help="Run directory (a previous demo run there is replaced)."),
+    seed: int = typer.Option(0, help="Seed of the data split, training and search."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live progress."),
 ) -> None:
-    """Train (or load from cache) the demo network, zoo:vgg on mnist5k, and report its accuracy."""
-    from netbudget.data import load_dataset
-    from netbudget.metrics.macs import count_macs, count_params
-    from netbudget.train import default_epochs, evaluate
+    """Train (or load from cache) zoo:vgg on mnist5k, then compress it under latency <= 0.5x and size <= 0.25x."""
+    import shutil
+
+    from netbudget.pipeline.run import compress as run_compress
+    from netbudget.train import default_epochs
     from netbudget.zoo import checkpoint_path, pretrained
 
     dataset, name = "mnist5k", "vgg"
     path = checkpoint_path(name, dataset, seed=seed, epochs=default_epochs(dataset))
-    cached = path.is_file()
     console.print(
-        f"[bold]netbudget demo[/]: {name} on {dataset} ({'cached' if cached else 'training'}: {path})", soft_wrap=True
+        f"[bold]netbudget demo[/]: {name} on {dataset} ({'cached' if path.is_file() else 'training'}: {path})",
+        soft_wrap=True,
     )
-    start = time.perf_counter()
-    model = pretrained(name, dataset, seed=seed)
-    data = load_dataset(dataset, seed=seed)
-    console.print(
-        f"params {count_params(model):,}  MACs {count_macs(model, (1, *data.input_shape)):,}  "
-        f"test top-1 {100 * evaluate(model, data.test):.2f} %  ({time.perf_counter() - start:.1f} s)"
-    )
+    pretrained(name, dataset, seed=seed)
+    if (run_dir / "run.yaml").is_file():
+        shutil.rmtree(run_dir)
+    result = _run_guarded(lambda: run_compress(
+        f"zoo:{name}", dataset, DEMO_CONSTRAINTS, run_dir=run_dir, progress=not quiet, seed=seed, **DEMO_SETTINGS
+    ))
+    _finish_run(result)
+
+
+DEMO_CONSTRAINTS = ["latency <= 0.5x", "size <= 0.25x"]
+DEMO_SETTINGS = {"steps": 3, "trials": 8, "final_epochs": 2}
 
 
 def main() -> None:

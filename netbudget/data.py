@@ -299,6 +299,8 @@ def _npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, xname: str, yname: str
             f"{path}: `{xname}` has {x.shape[0]} samples but `{yname}` has shape {y.shape}; "
             f"expected {yname} to be a 1-D array of {x.shape[0]} labels."
         )
+    if x.shape[0] == 0:
+        raise DatasetError(f"{path}: `{xname}` is empty (0 samples); a dataset needs labelled samples to train on.")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise DatasetError(f"{path}: `{yname}` must hold non-negative integer class labels.")
     x = x.astype(np.float32)

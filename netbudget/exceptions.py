@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 __all__ = [
-    "NetbudgetError",
     "DatasetError",
     "InvalidArgumentError",
     "InvalidConstraintError",
+    "NetbudgetError",
     "UnknownNameError",
     "UnreachableBudgetError",
 ]

@@ -1,0 +1,209 @@
+"""``RunConfig``: every setting of a compression run, as written to ``run.yaml``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netbudget.constraints import parse_constraints
+from netbudget.exceptions import InvalidArgumentError
+from netbudget.metrics.latency import BACKENDS
+from netbudget.proxy import FIDELITIES
+from netbudget.search.cooling import COOLING_KINDS
+from netbudget.space import OPERATORS, POLICIES
+
+__all__ = ["RunConfig", "default_operators"]
+
+
+def default_operators(metrics: list[str]) -> list[str]:
+    """Operators chosen from the constrained metrics.
+
+    Latency, MACs and memory fall only when channels go (``channels``); storage falls with
+    zeros and fewer bits (``prune``, ``bits``); params with either.
+    """
+    chosen: list[str] = []
+    for metric in metrics:
+        if metric in ("latency", "macs", "memory"):
+            wanted = ["channels"]
+        elif metric == "size":
+            wanted = ["prune", "bits"]
+        elif metric == "params":
+            wanted = ["channels", "prune"]
+        else:
+            wanted = ["channels"]
+        chosen += [op for op in wanted if op not in chosen]
+    return [op for op in OPERATORS if op in chosen]
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """Settings of one ``netbudget compress`` run (the content of ``run.yaml``).
+
+    Attributes:
+        constraints: budgets, e.g. ``["latency <= 0.5x", "size <= 0.25x"]``.
+        model: ``zoo:NAME`` or ``package.module:factory`` (a callable returning the module).
+        weights: state dict (.pt) of the trained network; zoo networks without weights are
+            trained once and cached.
+        dataset: dataset name or path (``netbudget.data.load_dataset``).
+        width: width multiplier of zoo networks.
+        steps: cooling steps ``T``.
+        cooling: ``exponential``, ``linear`` or ``one-step``.
+        cooling_rate: rate ``a`` of the exponential schedule.
+        trials: evaluated candidates per step (the uniform seed point included).
+        startup_trials: space-filling trials before the sampler's models take over
+            (default: a third of ``trials``, at least 2).
+        operators: ``channels``, ``prune``, ``bits``; default chosen from the constraints.
+        policy: ``layer`` or ``block`` (one knob per layer or per block).
+        min_keep: smallest fraction of a unit's original channels that is kept.
+        sampler: a name of ``netbudget.search.SAMPLERS``; ``uniform`` evaluates only the
+            uniform-ratio configuration of each step.
+        proxy: how candidates are scored: ``reference``, ``bn``, ``lookahead``, ``agreement``.
+        proxy_steps: SGD steps of the ``lookahead`` proxy.
+        backend: latency backend, ``onnxruntime`` or ``torch``.
+        batch_size: samples per timed forward pass.
+        threads: intra-op threads of the latency backend.
+        step_epochs: fine-tuning epochs of each step's winner.
+        final_epochs: fine-tuning epochs of the final network.
+        finetune_lr: learning rate of every fine-tune.
+        finetune_samples: training samples per fine-tuning epoch (``None``: all).
+        distill: distil from the original network while fine-tuning.
+        skip_margin: a candidate whose measured value exceeds the step threshold by more
+            than this fraction is recorded infeasible without being scored.
+        safety_sigmas: measured bounds are searched ``safety_sigmas`` noise standard
+            deviations below their value, so the result survives re-measurement.
+        remeasurements: independent re-measurements of each measured constraint at the end.
+        max_violations: re-measurements allowed above a bound for a feasible verdict.
+        tie_tolerance: proxy scores within this (fraction) of the best count as equal; among
+            them the candidate using the most budget wins.
+        seed: seed of the data split, sampler and fine-tuning.
+        storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
+    """
+
+    constraints: list[str]
+    model: str = "zoo:vgg"
+    weights: str | None = None
+    dataset: str = "mnist5k"
+    width: float = 1.0
+    steps: int = 5
+    cooling: str = "exponential"
+    cooling_rate: float = 0.5
+    trials: int = 12
+    startup_trials: int | None = None
+    operators: list[str] | None = None
+    policy: str = "layer"
+    min_keep: float = 0.2
+    sampler: str = "netbudget"
+    proxy: str = "lookahead"
+    proxy_steps: int = 50
+    backend: str = "onnxruntime"
+    batch_size: int = 1
+    threads: int = 1
+    step_epochs: int = 1
+    final_epochs: int = 3
+    finetune_lr: float = 0.01
+    finetune_samples: int | None = None
+    distill: bool = True
+    skip_margin: float = 0.25
+    safety_sigmas: float = 3.0
+    remeasurements: int = 20
+    max_violations: int = 1
+    tie_tolerance: float = 0.002
+    seed: int = 0
+    storage: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.constraints, str):
+            self.constraints = [self.constraints]
+        if not self.constraints:
+            raise InvalidArgumentError("At least one constraint is needed, e.g. --constraint 'latency <= 0.5x'.")
+        parsed = parse_constraints(self.constraints)  # raises InvalidConstraintError with the offending text
+        self.constraints = [c.text for c in parsed]
+        if self.operators is None:
+            self.operators = default_operators([c.metric for c in parsed])
+        self.operators = list(self.operators)
+        unknown = sorted(set(self.operators) - set(OPERATORS))
+        if unknown or not self.operators:
+            raise InvalidArgumentError(f"`operators` must be a non-empty subset of {OPERATORS}, but got {self.operators}.")
+        checks = [
+            ("cooling", self.cooling in COOLING_KINDS, f"one of {COOLING_KINDS}"),
+            ("policy", self.policy in POLICIES, f"one of {POLICIES}"),
+            ("proxy", self.proxy in FIDELITIES, f"one of {FIDELITIES}"),
+            ("backend", self.backend in BACKENDS, f"one of {BACKENDS}"),
+            ("steps", self.steps >= 1, ">= 1"),
+            ("trials", self.trials >= 1, ">= 1"),
+            ("min_keep", 0 < self.min_keep < 1, "in (0, 1)"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("threads", self.threads >= 1, ">= 1"),
+            ("step_epochs", self.step_epochs >= 0, ">= 0"),
+            ("final_epochs", self.final_epochs >= 0, ">= 0"),
+            ("finetune_lr", self.finetune_lr > 0, "> 0"),
+            ("skip_margin", self.skip_margin >= 0, ">= 0"),
+            ("safety_sigmas", self.safety_sigmas >= 0, ">= 0"),
+            ("remeasurements", self.remeasurements >= 1, ">= 1"),
+            ("max_violations", 0 <= self.max_violations < self.remeasurements, "in [0, remeasurements)"),
+            ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
+            ("width", self.width > 0, "> 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise InvalidArgumentError(f"`{name}` must be {expected}, but got {name}={getattr(self, name)!r}.")
+        if self.startup_trials is not None and self.startup_trials < 1:
+            raise InvalidArgumentError(f"`startup_trials` must be >= 1, but got startup_trials={self.startup_trials}.")
+        if self.finetune_samples is not None and self.finetune_samples < 1:
+            raise InvalidArgumentError(f"`finetune_samples` must be >= 1, but got {self.finetune_samples}.")
+        from netbudget.search.registry import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise InvalidArgumentError(f"`sampler` must be one of {', '.join(SAMPLERS)}, but got sampler={self.sampler!r}.")
+        if ":" not in self.model:
+            raise InvalidArgumentError(
+                f"`model` must be 'zoo:NAME' or 'package.module:factory', but got model={self.model!r}."
+            )
+
+    @property
+    def num_startup(self) -> int:
+        """Startup trials actually used."""
+        return self.startup_trials if self.startup_trials is not None else max(2, self.trials // 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``run.yaml``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Build from ``run.yaml`` content; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgumentError(f"Unknown settings {unknown} in the run configuration; known: {sorted(known)}.")
+        return cls(**dict(data))
+
+    def write(self, path: str | Path) -> Path:
+        """Write as YAML (atomically)."""
+        import yaml
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        """Read a YAML run configuration."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidArgumentError(f"Run configuration {path} does not exist.")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InvalidArgumentError(f"{path} is not valid YAML: {error}") from error
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(f"{path} must hold a mapping of settings, got {type(data).__name__}.")
+        return cls.from_dict(data)

@@ -1,0 +1,754 @@
+"""The compression loop: cooled constrained search, step fine-tunes, verification, export.
+
+One Optuna study per cooling step (``step-0`` ... ``step-{T-1}``) and one ``run`` study
+whose attributes hold what the run measured once (the original network, the noise, the
+schedule, the final summary) share one storage, so a run resumes after any interruption
+and ``netbudget report`` rebuilds everything from the storage alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+
+from netbudget.compress.core import CompressedModel
+from netbudget.compress.core import compress as apply_config
+from netbudget.constraints import Constraint, format_value, parse_constraints
+from netbudget.data import Dataset, load_dataset
+from netbudget.exceptions import InvalidArgumentError, UnreachableBudgetError
+from netbudget.metrics.latency import LatencyConfig, measure_latency
+from netbudget.metrics.registry import MeasureContext, measure
+from netbudget.pipeline.config import RunConfig
+from netbudget.pipeline.cost import COMPUTABLE_KEYS, CostModel
+from netbudget.proxy import ProxyConfig, score
+from netbudget.search.bounds import Bound, measured, record_measurements
+from netbudget.search.cooling import CoolingSchedule
+from netbudget.search.registry import make_sampler
+from netbudget.space import SearchSpace, build_space
+from netbudget.train import FitConfig, evaluate, fine_tune
+
+__all__ = ["CompressionResult", "compress", "load", "open_storage", "resume"]
+
+RUN_STUDY = "run"
+CONFIRM_CANDIDATES = 5  # ranked trials re-timed before a step gives up and takes the best
+CONFIRM_REPEATS = 5  # re-measurements whose median must meet the threshold
+MIN_MARGIN = 0.02  # smallest safety margin of latency bounds (fraction)
+MODEL_FORMAT = "netbudget-model"
+
+
+@dataclass
+class CompressionResult:
+    """What a compression run produced.
+
+    Attributes:
+        run_dir: the run directory (``run.yaml``, ``study.db``, ``steps/``, ``final/``, ``report/``).
+        feasible: whether every budget held on independent re-measurement.
+        model: the compressed network (``None`` when infeasible).
+        summary: the content of ``final/summary.json``.
+    """
+
+    run_dir: Path
+    feasible: bool
+    model: nn.Module | None
+    summary: dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        acc = self.summary.get("accuracy", {})
+        return (
+            f"CompressionResult(feasible={self.feasible}, accuracy {acc.get('original', 0):.4f} -> "
+            f"{acc.get('final', 0):.4f}, run_dir={str(self.run_dir)!r})"
+        )
+
+
+# -- public entry points -----------------------------------------------------------------
+def compress(
+    model: nn.Module | str,
+    data: Dataset | str,
+    constraints: Sequence[str] | str,
+    *,
+    run_dir: str | Path = "runs/latest",
+    progress: bool = True,
+    proxy: str | Callable[[nn.Module, nn.Module, Any], float] | None = None,
+    **settings: Any,
+) -> CompressionResult:
+    """Compress ``model`` until it meets every budget in ``constraints``.
+
+    Args:
+        model: a trained network, or a spec ``zoo:NAME`` / ``package.module:factory``
+            (then ``weights=`` in ``settings`` gives its state dict).
+        data: a ``Dataset`` or a dataset name / path.
+        constraints: budgets, e.g. ``["latency <= 0.5x", "size <= 0.25x"]``.
+        run_dir: where the run is written; an existing run there is resumed.
+        progress: show live progress.
+        proxy: a built-in fidelity (``reference``, ``bn``, ``lookahead``, ``agreement``)
+            or a callable ``(candidate, original, calibration) -> float`` of your own.
+        **settings: any ``RunConfig`` field (``steps``, ``trials``, ``sampler``, ...).
+
+    Returns:
+        A ``CompressionResult``; ``feasible`` is False when the verified result misses a budget.
+
+    Raises:
+        InvalidConstraintError: a budget does not parse.
+        UnreachableBudgetError: even the most compressed configuration misses a budget.
+        InvalidArgumentError: another setting is out of range.
+    """
+    if isinstance(proxy, str):
+        settings["proxy"], proxy = proxy, None
+    spec = model if isinstance(model, str) else "python:object"
+    dataset_name = data if isinstance(data, str) else data.name
+    config = RunConfig(constraints=[constraints] if isinstance(constraints, str) else list(constraints),
+                       model=spec, dataset=dataset_name, **settings)
+    run = _Run(Path(run_dir), config, progress=progress, proxy=proxy)
+    return run.execute(model if isinstance(model, nn.Module) else None, data if isinstance(data, Dataset) else None)
+
+
+def resume(run_dir: str | Path, *, progress: bool = True, data: Dataset | None = None) -> CompressionResult:
+    """Continue the run in ``run_dir`` after an interruption (completed trials are kept).
+
+    Raises:
+        InvalidArgumentError: ``run_dir`` holds no run.
+    """
+    run_dir = Path(run_dir)
+    config = RunConfig.read(run_dir / "run.yaml")
+    return _Run(run_dir, config, progress=progress).execute(None, data)
+
+
+def load(path: str | Path) -> nn.Module:
+    """Load a compressed network: ``final/model.pt``, a step's ``model.pt`` or a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final" / "model.pt"
+    if not path.is_file():
+        raise InvalidArgumentError(f"No compressed model at {path}.")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise InvalidArgumentError(f"{path} is not a netbudget model file (saved by `netbudget compress`).")
+    return payload["module"].eval()
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage; SQLite URLs wait for locks instead of failing."""
+    if url.startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.get_storage(url)
+
+
+# -- the run -------------------------------------------------------------------------------
+class _Run:
+    def __init__(self, run_dir: Path, config: RunConfig, *, progress: bool, proxy: Any = None) -> None:
+        self.dir = run_dir
+        self.config = config
+        self.progress = progress
+        self.user_proxy = proxy
+        self.constraints: list[Constraint] = parse_constraints(config.constraints)
+        self.started = time.perf_counter()
+        from rich.console import Console
+
+        self.console = Console(stderr=True, quiet=not progress)
+
+    # ---- setup
+    def _model_and_data(self, model: nn.Module | None, data: Dataset | None) -> tuple[nn.Module, Dataset]:
+        cfg = self.config
+        if data is None:
+            data = load_dataset(cfg.dataset, seed=cfg.seed)
+        if len(data.train) == 0 or len(data.test) == 0:
+            raise InvalidArgumentError(f"Dataset {cfg.dataset!r} has an empty train or test split.")
+        saved = self.dir / "original.pt"
+        if model is None and saved.is_file():
+            model = load(saved)
+        if model is None:
+            from netbudget.models import build_from_spec
+
+            model = build_from_spec(cfg.model, data, weights=cfg.weights, width=cfg.width, seed=cfg.seed)
+        model = copy.deepcopy(model).eval()
+        try:
+            with torch.no_grad():
+                out = model(data.test.x[:2])
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"The model cannot run on {cfg.dataset!r} inputs of shape {tuple(data.input_shape)}: {error}"
+            ) from error
+        if out.dim() != 2 or out.shape[1] != data.num_classes:
+            raise InvalidArgumentError(
+                f"The model outputs shape {tuple(out.shape)}, but {cfg.dataset!r} has {data.num_classes} classes."
+            )
+        if not saved.is_file():
+            _save_model(model, saved, data, {})
+        return model, data
+
+    def execute(self, model: nn.Module | None, data: Dataset | None) -> CompressionResult:
+        cfg = self.config
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run_yaml = self.dir / "run.yaml"
+        if run_yaml.is_file():
+            previous = RunConfig.read(run_yaml)
+            if previous.to_dict() != cfg.to_dict():
+                changed = sorted(k for k, v in cfg.to_dict().items() if previous.to_dict().get(k) != v)
+                raise InvalidArgumentError(
+                    f"{self.dir} holds a run with different settings ({', '.join(changed)}); "
+                    "use `netbudget resume` to continue it or choose another --run-dir."
+                )
+        self.original, self.data = self._model_and_data(model, data)
+        cfg.storage = cfg.storage or f"sqlite:///{(self.dir / 'study.db').resolve()}"
+        cfg.write(run_yaml)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.storage = open_storage(cfg.storage)
+        self.meta = optuna.create_study(storage=self.storage, study_name=RUN_STUDY, load_if_exists=True)
+        self.input_shape = tuple(self.data.input_shape)
+        self.latency = LatencyConfig(backend=cfg.backend, threads=cfg.threads, batch_size=cfg.batch_size)
+        self.context = MeasureContext(input_shape=self.input_shape, latency=self.latency, reference=self.original)
+        elapsed_before = float(self.meta.user_attrs.get("elapsed", 0.0))
+
+        self._measure_original()
+        current = self.original
+        for t in range(self._schedule.num_steps):
+            current = self._run_step(t, current)
+        result = self._finish(current)
+        self.meta.set_user_attr("elapsed", elapsed_before + time.perf_counter() - self.started)
+        return result
+
+    # ---- original network, targets, noise, reachability
+    def _measure_original(self) -> None:
+        attrs = self.meta.user_attrs
+        self._schedule = CoolingSchedule(
+            kind=self.config.cooling, steps=self.config.steps, rate=self.config.cooling_rate
+        )
+        self.space0 = self._space(self.original, None)
+        if "original" in attrs:
+            self.original_values = attrs["original"]
+            self.targets = attrs["targets"]
+            self.margin = attrs["margin"]
+            return
+        self.console.print(f"[bold]netbudget[/]: measuring the original network ({self.config.model})")
+        values = self._measure(self.original, relative_to=None)
+        targets: dict[str, float] = {}
+        for c in self.constraints:
+            targets[c.key] = c.resolve(values[c.key]).bound
+        noise = 0.0
+        if any(c.metric == "latency" for c in self.constraints):
+            ratios = [
+                measure_latency(self.original, self.input_shape, self.latency, reference=self.original).ratio
+                for _ in range(5)
+            ]
+            noise = float(np.std(ratios, ddof=1) / np.mean(ratios))
+        margin = max(self.config.safety_sigmas * noise, MIN_MARGIN) if noise else 0.0
+        self.original_values, self.targets, self.margin = values, targets, margin
+        # fail fast: the most compressed configuration the space allows
+        extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
+        reachable = self._measure(extreme.module, relative_to=values)
+        missing = [op for op in ("channels", "prune", "bits") if op not in self.config.operators]
+        advice = f"add operators (--operators {','.join([*self.config.operators, *missing])}), " if missing else ""
+        for c in self.constraints:
+            if reachable[c.key] > targets[c.key]:
+                raise UnreachableBudgetError(
+                    f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
+                    f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "
+                    f"layer's channels kept) reaches {format_value(reachable[c.key], c.unit)} "
+                    f"({reachable[c.key] / values[c.key]:.3f}x of the original {format_value(values[c.key], c.unit)}), "
+                    f"above the bound {format_value(targets[c.key], c.unit)}. Relax the budget, {advice}"
+                    "or lower --min-keep."
+                )
+        accuracy = evaluate(self.original, self.data.test)
+        schedule = {c.key: self._schedule.thresholds(values[c.key], targets[c.key]) for c in self.constraints}
+        self.meta.set_user_attr("noise", noise)
+        self.meta.set_user_attr("reachable", reachable)
+        self.meta.set_user_attr("accuracy_original", accuracy)
+        self.meta.set_user_attr("schedule", schedule)
+        self.meta.set_user_attr("constraints", [c.text for c in self.constraints])
+        self.meta.set_user_attr("keys", {c.text: c.key for c in self.constraints})
+        self.meta.set_user_attr("units", {c.key: c.unit for c in self.constraints})
+        self.meta.set_user_attr("extra_metrics", self._extra_metrics(self.original))
+        self.meta.set_user_attr("targets", targets)
+        self.meta.set_user_attr("margin", margin)
+        self.meta.set_user_attr("original", values)  # written last: its presence means "done"
+        lines = [
+            f"  {c.text}: original {format_value(values[c.key], c.unit)} -> bound {format_value(targets[c.key], c.unit)}"
+            for c in self.constraints
+        ]
+        self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
+                           + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
+
+    def _extra_metrics(self, module: nn.Module) -> dict[str, float]:
+        ctx = self.context
+        return {
+            "macs": measure(module, "macs.dense", ctx).value,
+            "params": measure(module, "params.dense", ctx).value,
+            "params_sparse": measure(module, "params.sparse", ctx).value,
+            "size_bytes": measure(module, "size", ctx).value,
+        }
+
+    def _measure(self, module: nn.Module, *, relative_to: Mapping[str, float] | None) -> dict[str, float]:
+        """Every constrained metric of ``module`` in base units.
+
+        Latency is timed interleaved with the original network; with ``relative_to`` the
+        value is ``ratio x original`` (immune to the machine's drift), else the raw value.
+        """
+        out: dict[str, float] = {}
+        for c in self.constraints:
+            m = measure(module, c, self.context)
+            if c.metric == "latency" and relative_to is not None and m.ratio is not None:
+                out[c.key] = m.ratio * relative_to[c.key]
+            else:
+                out[c.key] = m.value
+        return out
+
+    # ---- search space per step
+    def _space(self, module: nn.Module, counts0: Mapping[str, int] | None) -> SearchSpace:
+        cfg = self.config
+        space = build_space(module, self.input_shape, operators=cfg.operators, policy=cfg.policy,
+                            max_channel_ratio=0.99)
+        counts0 = counts0 if counts0 is not None else space.channel_counts or {}
+        dims = []
+        for dim in space.dimensions:
+            if dim.operator == "channels":
+                highs = []
+                for root in dim.targets:
+                    now = (space.channel_counts or {})[root]
+                    first = counts0.get(root, now)
+                    highs.append(1.0 - cfg.min_keep * first / now)
+                high = min(highs)
+                if high <= 0 or all(
+                    _kept(space, r, high) >= (space.channel_counts or {})[r] for r in dim.targets
+                ):
+                    continue  # nothing left to remove here
+                dim = replace(dim, high=min(high, 0.99))
+            dims.append(dim)
+        if not dims:
+            raise UnreachableBudgetError("Nothing in the network can be compressed further under --min-keep.")
+        return SearchSpace(tuple(dims), space.input_shape, space.round_to, space.channel_counts)
+
+    # ---- one cooling step
+    def _thresholds(self, t: int) -> dict[str, float]:
+        """Search thresholds of step ``t``: the schedule, with measured bounds lowered by the margin."""
+        schedule = self.meta.user_attrs["schedule"]
+        out = {}
+        for c in self.constraints:
+            value = schedule[c.key][t]
+            if c.key not in COMPUTABLE_KEYS:
+                value *= 1.0 - self.margin
+            out[c.key] = value
+        return out
+
+    def _run_step(self, t: int, current: nn.Module) -> nn.Module:
+        cfg = self.config
+        path = self.dir / "steps" / str(t) / "model.pt"
+        study = optuna.create_study(storage=self.storage, study_name=f"step-{t}", direction="maximize",
+                                    load_if_exists=True)
+        if study.user_attrs.get("done") and path.is_file():
+            return load(path)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # interrupted: retried below
+        thresholds = self._thresholds(t)
+        study.set_user_attr("step", t)
+        study.set_user_attr("thresholds", thresholds)
+        space = self._space(current, self.space0.channel_counts)
+        cost = CostModel(current, space) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
+        bounds = [
+            Bound(name=c.key, threshold=thresholds[c.key],
+                  computable=_estimator(cost, c.key) if cost is not None and c.key in COMPUTABLE_KEYS else None)
+            for c in self.constraints
+        ]
+        seed_params = self._uniform_seed(study, t, current, space, cost, thresholds)
+        evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                     and "probe" not in x.user_attrs]
+        if not any(x.user_attrs.get("seed") for x in evaluated) and not any(
+            x.state == TrialState.WAITING for x in study.get_trials(deepcopy=False)
+        ):
+            study.enqueue_trial(seed_params, user_attrs={"seed": True}, skip_if_exists=False)
+        budget = 1 if cfg.sampler == "uniform" else cfg.trials
+        remaining = budget - len(evaluated)
+        description = ", ".join(
+            f"{c.metric} <= {format_value(thresholds[c.key], c.unit)}" for c in self.constraints
+        )
+        self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]: {description}")
+        if remaining > 0:
+            sampler = self._sampler(space, bounds, t)
+            study.sampler = sampler
+            objective = self._objective(current, space, thresholds)
+            with self._progress_bar(t, budget, len(evaluated)) as bar, warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds, self.constraints)],
+                               gc_after_trial=False)
+        winner, candidate, values = self._confirm(study, current, space, thresholds)
+        if cfg.step_epochs > 0:
+            fine_tune(candidate, self._finetune_data(), self._fit(cfg.step_epochs, seed=cfg.seed + 1000 + t),
+                      teacher=self.original if cfg.distill else None, progress=self.progress)
+        val = evaluate(candidate.module, self.data.val)
+        study.set_user_attr("winner", winner.number)
+        study.set_user_attr("winner_params", dict(winner.params))
+        study.set_user_attr("winner_measured", values)
+        study.set_user_attr("winner_feasible", all(values.get(k, math.inf) <= v for k, v in thresholds.items()))
+        study.set_user_attr("val_after_finetune", val)
+        _save_model(candidate.module, path, self.data, winner.params, candidate)
+        study.set_user_attr("done", True)
+        self.console.print(
+            f"  winner #{winner.number} (proxy {100 * (winner.value or 0):.2f} %): "
+            + ", ".join(f"{c.metric} {format_value(values[c.key], c.unit)}" for c in self.constraints)
+            + f"; val top-1 after fine-tune {100 * val:.2f} %"
+        )
+        return candidate.module
+
+    def _confirm(self, study, current, space, thresholds) -> tuple[FrozenTrial, CompressedModel, dict[str, float]]:
+        """The winner: the best-ranked trial whose noisy measurements hold when re-timed.
+
+        A winner chosen on one measurement sits on the bound about half the time; each
+        measured (noisy) budget is re-measured ``CONFIRM_REPEATS`` times and the median must
+        meet the step threshold, else the next-ranked trial is tried.
+        """
+        ranked = _ranked(study, thresholds, self.config.tie_tolerance)
+        noisy = [c for c in self.constraints if c.metric == "latency"]
+        confirmed = dict(study.user_attrs.get("confirmed", {}))
+        for trial in ranked[:CONFIRM_CANDIDATES]:
+            candidate = apply_config(current, space, trial.params)
+            _inherit_compression(candidate)
+            values = measured(trial)
+            if not noisy or any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+                return trial, candidate, values
+            key = str(trial.number)
+            if key not in confirmed:
+                repeats = [self._measure(candidate.module, relative_to=self.original_values)
+                           for _ in range(CONFIRM_REPEATS)]
+                confirmed[key] = {c.key: float(np.median([r[c.key] for r in repeats])) for c in noisy}
+                study.set_user_attr("confirmed", confirmed)
+            values = {**values, **confirmed[key]}
+            if all(values[k] <= thresholds[k] for k in confirmed[key]):
+                return trial, candidate, values
+        trial = ranked[0]
+        candidate = apply_config(current, space, trial.params)
+        _inherit_compression(candidate)
+        return trial, candidate, {**measured(trial), **confirmed.get(str(trial.number), {})}
+
+    def _fit(self, epochs: int, *, seed: int) -> FitConfig:
+        cfg = self.config
+        max_steps = None
+        if cfg.finetune_samples is not None:
+            max_steps = max(1, math.ceil(cfg.finetune_samples / 128)) * epochs
+        return FitConfig(epochs=epochs, lr=cfg.finetune_lr, seed=seed, max_steps=max_steps)
+
+    def _finetune_data(self):
+        return self.data.train
+
+    def _sampler(self, space: SearchSpace, bounds: list[Bound], t: int):
+        cfg = self.config
+        options: dict[str, Any] = {}
+        if cfg.sampler == "penalty":
+            options["reference"] = {c.key: self.original_values[c.key] for c in self.constraints}
+        if cfg.sampler == "uniform":
+            return optuna.samplers.RandomSampler(seed=cfg.seed + t)  # only the enqueued seed point runs
+        return make_sampler(cfg.sampler, search_space=space.distributions(), bounds=bounds,
+                            seed=cfg.seed * 1000 + t, n_startup_trials=cfg.num_startup, **options)
+
+    def _objective(self, current: nn.Module, space: SearchSpace, thresholds: Mapping[str, float]):
+        cfg = self.config
+        proxy = self.user_proxy or ProxyConfig(fidelity=cfg.proxy, lookahead_steps=cfg.proxy_steps)
+        distributions = space.distributions()
+
+        def objective(trial: optuna.Trial) -> float:
+            params = {
+                name: trial.suggest_int(name, int(dist.low), int(dist.high))
+                if isinstance(dist, optuna.distributions.IntDistribution)
+                else trial.suggest_float(name, dist.low, dist.high)
+                for name, dist in distributions.items()
+            }
+            candidate = apply_config(current, space, params)
+            _inherit_compression(candidate)
+            values = self._measure(candidate.module, relative_to=self.original_values)
+            record_measurements(trial, values)
+            over = [k for k, v in values.items() if v > thresholds[k] * (1.0 + cfg.skip_margin)]
+            if over:
+                trial.set_user_attr("skipped", over)
+                raise optuna.TrialPruned(f"misses {over} by more than {cfg.skip_margin:.0%}")
+            start = time.perf_counter()
+            value = score(candidate, self.original, self.data.calibration, proxy, seed=cfg.seed + trial.number)
+            trial.set_user_attr("proxy_seconds", time.perf_counter() - start)
+            return value
+
+        return objective
+
+    # ---- the uniform-ratio seed point (bisection on measured values; probes are stored)
+    def _uniform_seed(self, study, t, current, space, cost, thresholds) -> dict[str, float]:
+        if "seed_u" in study.user_attrs:
+            return space.uniform(study.user_attrs["seed_u"])
+        probes = {round(x.user_attrs["probe"], 9): measured(x)
+                  for x in study.get_trials(deepcopy=False) if x.user_attrs.get("probe") is not None}
+
+        def values_at(u: float) -> dict[str, float]:
+            key = round(u, 9)
+            if key in probes:
+                return probes[key]
+            config = space.uniform(u)
+            if all(c.key in COMPUTABLE_KEYS for c in self.constraints) and cost is not None:
+                values = {c.key: cost.estimate(config)[c.key] for c in self.constraints}
+            else:
+                values = self._measure(apply_config(current, space, config).module, relative_to=self.original_values)
+            study.add_trial(optuna.trial.create_trial(
+                params=config, distributions=space.distributions(), state=TrialState.PRUNED,
+                user_attrs={"probe": u, "measured": values},
+            ))
+            probes[key] = values
+            return values
+
+        def ok(u: float) -> bool:
+            return all(v <= thresholds[k] for k, v in values_at(u).items())
+
+        low, high = 0.0, 1.0
+        if ok(0.0):
+            best = 0.0
+        elif not ok(1.0):
+            best = 1.0
+        else:
+            for _ in range(7):  # bracket 1/128 of the range
+                mid = 0.5 * (low + high)
+                if ok(mid):
+                    high = mid
+                else:
+                    low = mid
+            best = high
+        study.set_user_attr("seed_u", best)
+        return space.uniform(best)
+
+    # ---- final fine-tune, verification, export
+    def _finish(self, current: nn.Module) -> CompressionResult:
+        cfg = self.config
+        final_dir = self.dir / "final"
+        summary_path = final_dir / "summary.json"
+        if "summary" in self.meta.user_attrs and summary_path.is_file():
+            import json
+
+            summary = json.loads(summary_path.read_text())
+            module = load(final_dir / "model.pt") if summary["feasible"] else None
+            return CompressionResult(self.dir, summary["feasible"], module, summary)
+        candidate = CompressedModel(module=copy.deepcopy(current), config={})
+        _inherit_compression(candidate)
+        if cfg.final_epochs > 0:
+            self.console.print(f"[bold]final fine-tune[/]: {cfg.final_epochs} epoch(s)")
+            fine_tune(candidate, self._finetune_data(), self._fit(cfg.final_epochs, seed=cfg.seed + 2000),
+                      teacher=self.original if cfg.distill else None, progress=self.progress)
+        module = candidate.module.eval()
+        self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per measured budget")
+        rows, feasible = [], True
+        for c in self.constraints:
+            original = self.original_values[c.key]
+            bound = self.targets[c.key]
+            if c.key in COMPUTABLE_KEYS or c.metric in ("memory",):
+                values = [measure(module, c, self.context).value]
+            else:
+                values = []
+                for _ in range(cfg.remeasurements):
+                    m = measure(module, c, self.context)
+                    values.append(m.ratio * original if (c.relative and m.ratio is not None) else m.value)
+            violations = sum(v > bound for v in values)
+            allowed = cfg.max_violations if len(values) > 1 else 0
+            ok = violations <= allowed
+            feasible &= ok
+            final = float(np.median(values))
+            rows.append({
+                "text": c.text, "key": c.key, "bound": bound, "unit": c.unit, "original": original,
+                "final": final, "ratio": final / original, "violations": int(violations),
+                "remeasurements": len(values), "max": float(max(values)), "satisfied": ok,
+            })
+        accuracy = {"original": self.meta.user_attrs["accuracy_original"], "final": evaluate(module, self.data.test)}
+        evaluations = 0
+        steps = []
+        for t in range(self._schedule.num_steps):
+            study = optuna.load_study(storage=self.storage, study_name=f"step-{t}")
+            scored = [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.COMPLETE]
+            evaluations += len(scored)
+            steps.append({
+                "step": t, "thresholds": study.user_attrs.get("thresholds"), "winner": study.user_attrs.get("winner"),
+                "winner_feasible": study.user_attrs.get("winner_feasible"), "evaluated": len(scored),
+                "val_after_finetune": study.user_attrs.get("val_after_finetune"),
+            })
+        elapsed = float(self.meta.user_attrs.get("elapsed", 0.0)) + time.perf_counter() - self.started
+        summary: dict[str, Any] = {
+            "feasible": bool(feasible),
+            "constraints": rows,
+            "accuracy": accuracy,
+            "evaluations": evaluations,
+            "seconds": elapsed,
+            "steps": steps,
+            "metrics": {"original": self.meta.user_attrs["extra_metrics"], "final": self._extra_metrics(module)},
+            "layers": _layer_table(self.original, module),
+            "margin": self.margin,
+            "noise": self.meta.user_attrs.get("noise", 0.0),
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+        }
+        final_dir.mkdir(parents=True, exist_ok=True)
+        if feasible:
+            _export(module, self.original, final_dir, self.data, summary)
+        else:
+            for stale in final_dir.glob("model.*"):
+                stale.unlink()
+        import json
+
+        tmp = summary_path.with_name("summary.json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(summary_path)
+        self.meta.set_user_attr("summary", summary)
+        from netbudget.report import build_report
+
+        build_report(self.dir)
+        return CompressionResult(self.dir, bool(feasible), module if feasible else None, summary)
+
+    # ---- progress
+    def _progress_bar(self, t: int, total: int, done: int) -> _StepProgress:
+        return _StepProgress(self.console, f"step {t + 1}/{self._schedule.num_steps}", total, done, self.progress)
+
+
+class _StepProgress:
+    """A Rich progress bar over a step's trials showing the best feasible proxy score so far."""
+
+    def __init__(self, console, label: str, total: int, done: int, enabled: bool) -> None:
+        self.console, self.label, self.total, self.done, self.enabled = console, label, total, done, enabled
+        self.best: float | None = None
+        self._progress = None
+
+    def __enter__(self) -> _StepProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=self.console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def callback(self, thresholds: Mapping[str, float], constraints: Sequence[Constraint]):
+        def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+            values = measured(trial)
+            if trial.state == TrialState.COMPLETE and all(values.get(k, math.inf) <= v for k, v in thresholds.items()):
+                self.best = max(self.best or -math.inf, float(trial.value))
+            if self._progress is not None:
+                best = f"best feasible {100 * self.best:.2f} %" if self.best is not None else "no feasible yet"
+                self._progress.update(self._task, advance=1, description=best)
+
+        return on_trial
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _kept(space: SearchSpace, root: str, ratio: float) -> int:
+    from netbudget.compress.channels import kept_channels
+
+    return kept_channels((space.channel_counts or {})[root], min(ratio, 0.99), space.round_to)
+
+
+def _estimator(cost: CostModel, key: str) -> Callable[[Mapping[str, Any]], float]:
+    return lambda params: cost.estimate(params)[key]
+
+
+def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance: float) -> list[FrozenTrial]:
+    """Scored trials, best first: feasible ones by proxy score (among near-ties, the one using
+    most budget first), then infeasible ones by how far they miss."""
+    scored = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not scored:
+        raise UnreachableBudgetError(f"Step {study.study_name} evaluated no candidate; raise --trials.")
+
+    def usage(t: FrozenTrial) -> float:
+        values = measured(t)
+        return float(np.mean([values.get(k, math.inf) / v for k, v in thresholds.items()]))
+
+    def miss(t: FrozenTrial) -> float:
+        return max(measured(t).get(k, math.inf) / v for k, v in thresholds.items())
+
+    feasible = [t for t in scored if miss(t) <= 1.0]
+    infeasible = sorted((t for t in scored if miss(t) > 1.0), key=miss)
+    if not feasible:
+        return infeasible
+    best = max(t.value for t in feasible)
+    near = sorted((t for t in feasible if t.value >= best - tie_tolerance), key=lambda t: (-usage(t), -t.value))
+    rest = sorted((t for t in feasible if t.value < best - tie_tolerance), key=lambda t: -t.value)
+    return near + rest + infeasible
+
+
+def _inherit_compression(candidate: CompressedModel) -> None:
+    """Keep zeros and codebooks that earlier steps left in weights this step does not touch."""
+    for name, module in candidate.module.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        key = f"{name}.weight"
+        weight = module.weight.detach()
+        zeros = weight == 0
+        if zeros.any():
+            candidate.masks[key] = candidate.masks[key] & ~zeros if key in candidate.masks else ~zeros
+        if key not in candidate.codebooks:
+            levels = weight[~zeros].unique()
+            if 0 < levels.numel() <= 256 and levels.numel() < weight.numel() // 4:
+                candidate.codebooks[key] = levels.sort().values
+
+
+def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[str, Any],
+                candidate: CompressedModel | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": MODEL_FORMAT, "version": 1, "module": module, "params": dict(params),
+        "input_shape": tuple(data.input_shape), "num_classes": data.num_classes,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def _layer_table(original: nn.Module, module: nn.Module) -> list[dict[str, Any]]:
+    """Per Conv / Linear layer: channels before / after, sparsity, distinct-value bits."""
+    before = {n: m for n, m in original.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    rows = []
+    for name, m in module.named_modules():
+        if name not in before or not isinstance(m, (nn.Conv2d, nn.Linear)):
+            continue
+        w = m.weight.detach()
+        nonzero = w[w != 0]
+        distinct = int(nonzero.unique().numel())
+        rows.append({
+            "layer": name,
+            "out_before": int(before[name].weight.shape[0]),
+            "out_after": int(w.shape[0]),
+            "sparsity": float((w == 0).float().mean()),
+            "bits": max(1, (distinct - 1).bit_length()) if distinct <= 256 else 32,
+        })
+    return rows
+
+
+def _export(module: nn.Module, original: nn.Module, final_dir: Path, data: Dataset, summary: dict[str, Any]) -> None:
+    """``model.pt``, ``model.onnx`` (checked in onnxruntime), ``original.onnx``, ``model.nbz``."""
+    import onnxruntime as ort
+
+    from netbudget.export.onnx import to_onnx_bytes
+    from netbudget.export.packed import pack_state_dict
+
+    _save_model(module, final_dir / "model.pt", data, {})
+    shape = (1, *data.input_shape)
+    for name, net in (("model.onnx", module), ("original.onnx", original)):
+        blob = to_onnx_bytes(net, shape)
+        session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            for x in data.test.x[:4]:
+                expected = net(x[None]).numpy()
+                got = session.run(None, {"input": x[None].numpy()})[0]
+                if not np.allclose(expected, got, atol=1e-3, rtol=1e-3):
+                    raise RuntimeError(f"{name}: ONNX Runtime output differs from PyTorch by {np.abs(expected - got).max()}")
+        (final_dir / name).write_bytes(blob)
+    (final_dir / "model.nbz").write_bytes(pack_state_dict(module.state_dict()))
