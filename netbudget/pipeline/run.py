@@ -30,7 +30,7 @@ from netbudget.data import Dataset, load_dataset
 from netbudget.exceptions import InvalidArgumentError, UnreachableBudgetError
 from netbudget.metrics.latency import LatencyConfig, measure_latency
 from netbudget.metrics.registry import MeasureContext, measure
-from netbudget.pipeline.config import RunConfig
+from netbudget.pipeline.config import RunConfig, default_operators
 from netbudget.pipeline.cost import COMPUTABLE_KEYS, CostModel
 from netbudget.proxy import ProxyConfig, score
 from netbudget.search.bounds import Bound, measured, record_measurements
@@ -248,10 +248,10 @@ class _Run:
         # fail fast: the most compressed configuration the space allows
         extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
         reachable = self._measure(extreme.module, relative_to=values)
-        missing = [op for op in ("channels", "prune", "bits") if op not in self.config.operators]
-        advice = f"add operators (--operators {','.join([*self.config.operators, *missing])}), " if missing else ""
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
+                helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
+                advice = f"add operators (--operators {','.join([*self.config.operators, *helpful])}), " if helpful else ""
                 raise UnreachableBudgetError(
                     f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
                     f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "

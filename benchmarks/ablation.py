@@ -1,0 +1,304 @@
+"""The ablation: does constraint-aware search with cooling beat "prune every layer alike"?
+
+Networks: zoo ``vgg`` and ``resnet20`` trained on Fashion-MNIST (cached checkpoints).
+Latency: onnxruntime, 1 thread, batch 32 (compute dominates per-operator overhead there;
+the dense latency and its spread are recorded). Cells (budgets x fine-tuning budgets):
+
+    lat50, lat25, lat15      latency <= 0.5x / 0.25x / 0.15x, channels, standard fine-tune
+    lat25-small              latency <= 0.25x with a small fine-tune (5k samples per epoch)
+    two                      latency <= 0.3x and size <= 0.1x, channels + prune + bits
+    size05                   size <= 0.05x, prune + bits
+
+Methods (same evaluation budget, same final fine-tune): ``exponential`` (netbudget's
+default), ``linear``, ``one-step``, ``penalty``, ``uniform``, ``random``, ``tpe``,
+``optuna-gp``, ``reference`` (exponential cooling scored by accuracy before fine-tuning).
+Headroom per cell: random feasible configurations with bounded ratios (a random direction,
+pushed towards the most compressed corner by bisection until it meets the budget), each
+fine-tuned with the same total budget as a method; the proxy study ranks the fidelities by
+Spearman correlation with those fine-tuned accuracies.
+
+Rows are appended to ``benchmarks/results/ablation.json`` as they finish; a rerun skips
+finished rows and resumes interrupted runs (their run directories live under
+``$NETBUDGET_CACHE/ablation``), so the grid can be split over machines and sessions:
+
+    python benchmarks/ablation.py --quick                       # vgg, lat25-small, 3 methods, 1 seed
+    python benchmarks/ablation.py --networks vgg --cells lat25 --methods exponential,uniform --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp"]
+MANY_SEEDS = {"exponential", "one-step", "uniform", "reference"}
+CELLS: dict[str, dict[str, Any]] = {
+    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard"},
+    "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard"},
+    "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard"},
+    "lat25-small": {"constraints": ["latency <= 0.25x"], "finetune": "small"},
+    "two": {"constraints": ["latency <= 0.3x", "size <= 0.1x"], "finetune": "standard"},
+    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
+}
+FINETUNE = {
+    "standard": {"step_epochs": 1, "final_epochs": 3, "finetune_samples": None},
+    "small": {"step_epochs": 1, "final_epochs": 1, "finetune_samples": 5000},
+}
+SEARCH = {"steps": 3, "trials": 12}
+QUICK_SEARCH = {"steps": 3, "trials": 6}
+LATENCY = {"backend": "onnxruntime", "batch_size": 32, "threads": 1}
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
+
+def _method_settings(method: str, search: dict[str, int], finetune: dict[str, Any]) -> dict[str, Any]:
+    steps, trials = search["steps"], search["trials"]
+    settings: dict[str, Any] = {**LATENCY, **finetune, "steps": steps, "trials": trials, "cooling": "exponential",
+                                "sampler": "netbudget", "proxy": "lookahead", "remeasurements": 10}
+    if method == "one-step":
+        # the same evaluations and the same total fine-tuning in one step
+        settings.update(cooling="one-step", trials=steps * trials, step_epochs=finetune["step_epochs"] * steps)
+    elif method == "linear":
+        settings["cooling"] = "linear"
+    elif method in ("penalty", "uniform", "random", "tpe", "optuna-gp"):
+        settings["sampler"] = method
+    elif method == "reference":
+        settings["proxy"] = "reference"
+    return settings
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"machine": _machine(), "rows": [], "cells": [], "headroom": [], "dense": [], "proxy": []}
+
+
+def _save(path: Path, results: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+
+
+def _dense(network: str, model: torch.nn.Module, data) -> dict[str, Any]:
+    from netbudget.metrics import LatencyConfig, measure_latency
+    from netbudget.train import evaluate
+
+    config = LatencyConfig(**LATENCY)
+    values = [measure_latency(model, data.input_shape, config).value for _ in range(5)]
+    return {"network": network, "top1": evaluate(model, data.test), "latency_ms": 1e3 * float(np.mean(values)),
+            "latency_spread": float(np.std(values, ddof=1) / np.mean(values)), "batch_size": LATENCY["batch_size"]}
+
+
+def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, Any], steps: int,
+              seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Random bounded feasible configurations + uniform, fine-tuned; proxy scores of each."""
+    from netbudget.compress import compress as apply_config
+    from netbudget.constraints import parse_constraints
+    from netbudget.metrics import LatencyConfig, MeasureContext, measure
+    from netbudget.pipeline.run import _inherit_compression
+    from netbudget.proxy import ProxyConfig, score
+    from netbudget.space import build_space
+    from netbudget.train import FitConfig, evaluate, fine_tune
+
+    spec = CELLS[cell]
+    constraints = parse_constraints(spec["constraints"])
+    operators = ["channels"] if all(c.metric == "latency" for c in constraints) else (
+        ["prune", "bits"] if all(c.metric == "size" for c in constraints) else ["channels", "prune", "bits"])
+    space = build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
+    ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
+    original = {c.key: measure(model, c, ctx).value for c in constraints}
+    bounds = {c.key: c.resolve(original[c.key]).bound * (0.98 if c.metric == "latency" else 1.0) for c in constraints}
+
+    def feasible(position: np.ndarray) -> bool:
+        module = apply_config(model, space, space.decode(position)).module
+        for c in constraints:
+            m = measure(module, c, ctx)
+            value = m.ratio * original[c.key] if m.ratio is not None else m.value
+            if value > bounds[c.key]:
+                return False
+        return True
+
+    rng = np.random.default_rng(seed)
+    positions = []
+    for i in range(n + 1):
+        direction = np.full(len(space), 1.0) if i == 0 else rng.random(len(space))  # 0: uniform
+        start = np.zeros(len(space)) if i == 0 else direction
+        low, high = 0.0, 1.0  # mix between start (lam=0) and the most compressed corner (lam=1)
+        if feasible(start):
+            positions.append(start)
+            continue
+        for _ in range(6):
+            mid = 0.5 * (low + high)
+            if feasible(start + mid * (1.0 - start)):
+                high = mid
+            else:
+                low = mid
+        positions.append(start + high * (1.0 - start))
+    epochs = finetune["final_epochs"] + finetune["step_epochs"] * steps
+    max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
+    accuracies, proxies = [], {name: [] for name in ("reference", "bn", "lookahead-20", "lookahead-50")}
+    seconds = {name: 0.0 for name in proxies}
+    for position in positions:
+        config = space.decode(position)
+        for name, proxy in (("reference", ProxyConfig(fidelity="reference")), ("bn", ProxyConfig(fidelity="bn")),
+                            ("lookahead-20", ProxyConfig(fidelity="lookahead", lookahead_steps=20)),
+                            ("lookahead-50", ProxyConfig(fidelity="lookahead", lookahead_steps=50))):
+            candidate = apply_config(model, space, config)
+            start = time.perf_counter()
+            proxies[name].append(score(candidate, model, data.calibration, proxy, seed=seed))
+            seconds[name] += time.perf_counter() - start
+        candidate = apply_config(model, space, config)
+        _inherit_compression(candidate)
+        fine_tune(candidate, data.train, FitConfig(epochs=epochs, lr=0.01, seed=seed, max_steps=max_steps),
+                  teacher=model, progress=False)
+        accuracies.append(evaluate(candidate.module, data.test))
+    from scipy.stats import spearmanr
+
+    head = {"network": network, "cell": cell, "uniform_top1": accuracies[0],
+            "oracle_best_top1": max(accuracies), "oracle_mean_top1": float(np.mean(accuracies)), "n": len(accuracies),
+            "top1": accuracies}
+    proxy_rows = [{"network": network, "cell": cell, "fidelity": name,
+                   "spearman": float(spearmanr(values, accuracies).statistic) if len(set(values)) > 1 else float("nan"),
+                   "seconds": seconds[name] / len(positions)} for name, values in proxies.items()]
+    return head, proxy_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="vgg, lat25-small, 3 methods, 1 seed, small search")
+    parser.add_argument("--networks", default="vgg,resnet20")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of exponential/one-step/uniform/reference")
+    parser.add_argument("--headroom", type=int, default=20, help="random configurations per cell")
+    parser.add_argument("--no-headroom", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.quick:
+        networks, methods, cells, seeds, n_head = ["vgg"], ["exponential", "one-step", "uniform"], ["lat25-small"], 1, 4
+        search = QUICK_SEARCH
+    else:
+        networks, methods, cells = args.networks.split(","), args.methods.split(","), args.cells.split(",")
+        seeds, n_head, search = args.seeds, args.headroom, SEARCH
+    out = args.out or RESULTS / ("ablation_quick.json" if args.quick else "ablation.json")
+    from netbudget.data import load_dataset
+    from netbudget.pipeline.run import compress
+    from netbudget.zoo import cache_dir, pretrained
+
+    data = load_dataset("fashion-mnist", seed=0)
+    results = _load(out)
+    results["search"] = search
+    work = cache_dir() / "ablation" / ("quick" if args.quick else "full")
+    for cell in cells:
+        entry = {"cell": cell, "constraints": CELLS[cell]["constraints"], "finetune_budget": CELLS[cell]["finetune"],
+                 "finetune": FINETUNE[CELLS[cell]["finetune"]]}
+        if entry not in results["cells"]:
+            results["cells"].append(entry)
+    for network in networks:
+        model = pretrained(network, "fashion-mnist")
+        if not any(d["network"] == network for d in results["dense"]):
+            results["dense"].append(_dense(network, model, data))
+            _save(out, results)
+        for cell in cells:
+            finetune = FINETUNE[CELLS[cell]["finetune"]]
+            if not args.no_headroom and not any(h["network"] == network and h["cell"] == cell for h in results["headroom"]):
+                print(f"[headroom] {network} {cell} n={n_head}", flush=True)
+                head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"])
+                results["headroom"].append(head)
+                results["proxy"] += proxy_rows
+                _save(out, results)
+            for seed in range(seeds):
+                for method in methods:
+                    if method not in MANY_SEEDS and seed >= min(3, seeds):
+                        continue
+                    if any(r["network"] == network and r["cell"] == cell and r["method"] == method and r["seed"] == seed
+                           for r in results["rows"]):
+                        continue
+                    print(f"[run] {network} {cell} {method} seed {seed}", flush=True)
+                    run_dir = work / f"{network}-{cell}-{method}-s{seed}"
+                    start = time.perf_counter()
+                    result = compress(model, data, CELLS[cell]["constraints"], run_dir=run_dir, progress=False,
+                                      seed=seed, **_method_settings(method, search, finetune))
+                    results["rows"].append({
+                        "network": network, "cell": cell, "method": method, "seed": seed,
+                        "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
+                        "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
+                        "wall_seconds": time.perf_counter() - start,
+                        "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
+                    })
+                    _save(out, results)
+    write_markdown(out, results)
+
+
+def _paired(rows: list[dict], method: str, base: str = "uniform") -> tuple[float, float, int]:
+    by_seed = {r["seed"]: r["final_top1"] for r in rows if r["method"] == base}
+    diffs = [100 * (r["final_top1"] - by_seed[r["seed"]]) for r in rows if r["method"] == method and r["seed"] in by_seed]
+    if not diffs:
+        return math.nan, math.nan, 0
+    return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan, len(diffs)
+
+
+def write_markdown(out: Path, results: dict[str, Any]) -> None:
+    """The Markdown table (``.md``) and the paired-difference plot (``.png``) next to ``out``."""
+    lines = ["# Ablation: search methods against the uniform baseline", "",
+             f"Machine: {results['machine']}. Fashion-MNIST; latency on onnxruntime, 1 thread, batch "
+             f"{LATENCY['batch_size']}. Search: {results.get('search')} (steps x candidates per step).", ""]
+    lines += ["## Dense networks", "", "| network | test top-1 | latency (ms / batch) | spread (CV) |", "|---|---:|---:|---:|"]
+    for d in results["dense"]:
+        lines.append(f"| {d['network']} | {100 * d['top1']:.2f} % | {d['latency_ms']:.2f} | {100 * d['latency_spread']:.1f} % |")
+    lines += ["", "## Final test top-1 by method (mean over seeds; paired difference to uniform, mean +- sd)", "",
+              "| network | cell | method | seeds | final top-1 | vs uniform (pt) | feasible | evaluations | seconds |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    keys = sorted({(r["network"], r["cell"]) for r in results["rows"]})
+    plot: list[tuple[str, float, float]] = []
+    for network, cell in keys:
+        rows = [r for r in results["rows"] if r["network"] == network and r["cell"] == cell]
+        for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+            mine = [r for r in rows if r["method"] == method]
+            diff, sd, n = _paired(rows, method)
+            diff_text = "" if method == "uniform" or n == 0 else f"{diff:+.2f}" + (f" +- {sd:.2f}" if not math.isnan(sd) else "")
+            lines.append(
+                f"| {network} | {cell} | {method} | {len(mine)} | {100 * np.mean([r['final_top1'] for r in mine]):.2f} % | "
+                f"{diff_text} | {sum(r['feasible'] for r in mine)}/{len(mine)} | "
+                f"{np.mean([r['evaluations'] for r in mine]):.0f} | {np.mean([r['seconds'] for r in mine]):.0f} |"
+            )
+            if method != "uniform" and n:
+                plot.append((f"{network}/{cell}/{method}", diff, 0.0 if math.isnan(sd) else sd))
+    lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
+              "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
+    for h in results["headroom"]:
+        lines.append(f"| {h['network']} | {h['cell']} | {h['n']} | {100 * h['uniform_top1']:.2f} % | "
+                     f"{100 * h['oracle_best_top1']:.2f} % | {100 * h['oracle_mean_top1']:.2f} % |")
+    lines += ["", "## Proxy study: Spearman correlation with top-1 after fine-tuning", "",
+              "| network | cell | fidelity | Spearman | seconds per candidate |", "|---|---|---|---:|---:|"]
+    for p in results["proxy"]:
+        lines.append(f"| {p['network']} | {p.get('cell', '')} | {p['fidelity']} | {p['spearman']:+.2f} | {p['seconds']:.2f} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(plot) + 1.5))
+        ax.barh([p[0] for p in plot], [p[1] for p in plot], xerr=[p[2] for p in plot], color="tab:blue")
+        ax.axvline(0, color="black")
+        ax.set_xlabel("final top-1 minus uniform's (points, paired by seed)")
+        fig.tight_layout()
+        fig.savefig(out.with_suffix(".png"), dpi=90)
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
