@@ -219,7 +219,7 @@ def compress(
         if config is not None:
             settings.update(RunConfig.read(config).to_dict())
         flags = {
-            "model": model, "weights": str(weights) if weights else None, "dataset": dataset,
+            "model": model, "weights": str(weights.resolve()) if weights else None, "dataset": dataset,
             "constraints": list(constraint) if constraint else None, "steps": steps, "trials": trials,
             "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,

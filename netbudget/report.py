@@ -131,10 +131,10 @@ def build_report(run_dir: str | Path) -> Path:
             if r["bits"] < 32:
                 ax.text(x, 1.02, f"{r['bits']}b", ha="center", fontsize=7)
         ax.set_xticks(list(xs), [r["layer"] for r in layers], rotation=60, ha="right", fontsize=7)
-        ax.set_ylim(0, 1.12)
+        ax.set_ylim(0, 1.35)
         ax.set_ylabel("fraction")
         ax.set_title("final per-layer settings (labels: weight bits)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
         fig.tight_layout()
         fig.savefig(out / "layers.png", dpi=90)
         plt.close(fig)

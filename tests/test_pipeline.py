@@ -191,9 +191,13 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
         assert (run_dir / "report" / name).stat().st_size > 1000
         assert f'src="{name}"' in page
     assert "FEASIBLE" in (run_dir / "report" / "report.md").read_text()
-    # a finished run is not redone; `report` rebuilds from the storage alone
+    # a finished run is not redone, whether resumed or started again with the same settings
     again = netbudget.resume(run_dir, progress=False)
     assert again.summary["evaluations"] == summary["evaluations"]
+    same = netbudget.compress("zoo:vgg", "mnist5k", ["latency <= 0.6x", "size <= 0.3x"], run_dir=run_dir,
+                              weights=str(weights), progress=False, **E2E)
+    assert same.summary == summary
+    # `report` rebuilds from the storage alone
     for name in ("report.md", "report.html", "cooling.png"):
         (run_dir / "report" / name).unlink()
     out = runner.invoke(app, ["report", str(run_dir)])
@@ -306,3 +310,38 @@ def test_a_run_directory_is_not_reused_with_other_settings(tmp_path: Path, digit
     with pytest.raises(InvalidArgumentError, match="different settings \\(constraints"):
         netbudget.compress("zoo:vgg", "digits", "macs <= 0.4x", run_dir=run_dir, weights=str(digits_weights),
                            progress=False)
+
+
+def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exported(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    state = {"verifying": False}
+    # a user metric that holds during the search and is missed when re-measured at the end
+    register_metric("drift", lambda model: 5.0 if state["verifying"] else 1.0, "units")
+    original_finish = pipeline_run._Run._finish
+
+    def finish(self, current):
+        state["verifying"] = True
+        return original_finish(self, current)
+
+    monkeypatch.setattr(pipeline_run._Run, "_finish", finish)
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["drift <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
+            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+        )
+        assert result.feasible is False and result.model is None
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        assert summary["feasible"] is False
+        drift = next(c for c in summary["constraints"] if c["text"] == "drift <= 2 units")
+        assert drift["final"] == 5.0 and drift["violations"] == drift["remeasurements"] == 20
+        assert not list((run_dir / "final").glob("model.*"))
+        assert "INFEASIBLE" in (run_dir / "report" / "report.md").read_text()
+        exit_code, output = _cli(["resume", str(run_dir), "--quiet"])
+        assert exit_code == 1 and "not met" in output
+    finally:
+        unregister_metric("drift")

@@ -205,4 +205,7 @@ class RunConfig:
             raise InvalidArgumentError(f"{path} is not valid YAML: {error}") from error
         if not isinstance(data, dict):
             raise InvalidArgumentError(f"{path} must hold a mapping of settings, got {type(data).__name__}.")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"{path}: {error}") from error

@@ -194,6 +194,8 @@ class _Run:
         run_yaml = self.dir / "run.yaml"
         if run_yaml.is_file():
             previous = RunConfig.read(run_yaml)
+            if cfg.storage is None:
+                cfg.storage = previous.storage  # the default storage was resolved when the run started
             if previous.to_dict() != cfg.to_dict():
                 changed = sorted(k for k, v in cfg.to_dict().items() if previous.to_dict().get(k) != v)
                 raise InvalidArgumentError(
