@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import optuna
@@ -379,13 +379,15 @@ class _Run:
             sampler = self._sampler(space, bounds, t)
             study.sampler = sampler
             objective = self._objective(current, space, thresholds)
-            with self._progress_bar(t, budget, len(evaluated)) as bar, warnings.catch_warnings():
+            label = f"step {t + 1}/{self._schedule.num_steps}"
+            with _StepProgress(self.console, label, budget, len(evaluated), self.progress) as bar, \
+                    warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds, self.constraints)],
                                gc_after_trial=False)
         winner, candidate, values = self._confirm(study, current, space, thresholds)
         if cfg.step_epochs > 0:
-            fine_tune(candidate, self._finetune_data(), self._fit(cfg.step_epochs, seed=cfg.seed + 1000 + t),
+            fine_tune(candidate, self.data.train, self._fit(cfg.step_epochs, seed=cfg.seed + 1000 + t),
                       teacher=self.original if cfg.distill else None, progress=self.progress)
         val = evaluate(candidate.module, self.data.val)
         study.set_user_attr("winner", winner.number)
@@ -393,7 +395,7 @@ class _Run:
         study.set_user_attr("winner_measured", values)
         study.set_user_attr("winner_feasible", all(values.get(k, math.inf) <= v for k, v in thresholds.items()))
         study.set_user_attr("val_after_finetune", val)
-        _save_model(candidate.module, path, self.data, winner.params, candidate)
+        _save_model(candidate.module, path, self.data, winner.params)
         study.set_user_attr("done", True)
         self.console.print(
             f"  winner #{winner.number} (proxy {100 * (winner.value or 0):.2f} %): "
@@ -438,9 +440,6 @@ class _Run:
         if cfg.finetune_samples is not None:
             max_steps = max(1, math.ceil(cfg.finetune_samples / 128)) * epochs
         return FitConfig(epochs=epochs, lr=cfg.finetune_lr, seed=seed, max_steps=max_steps)
-
-    def _finetune_data(self):
-        return self.data.train
 
     def _sampler(self, space: SearchSpace, bounds: list[Bound], t: int):
         cfg = self.config
@@ -536,7 +535,7 @@ class _Run:
         _inherit_compression(candidate)
         if cfg.final_epochs > 0:
             self.console.print(f"[bold]final fine-tune[/]: {cfg.final_epochs} epoch(s)")
-            fine_tune(candidate, self._finetune_data(), self._fit(cfg.final_epochs, seed=cfg.seed + 2000),
+            fine_tune(candidate, self.data.train, self._fit(cfg.final_epochs, seed=cfg.seed + 2000),
                       teacher=self.original if cfg.distill else None, progress=self.progress)
         module = candidate.module.eval()
         self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per measured budget")
@@ -605,10 +604,6 @@ class _Run:
         build_report(self.dir)
         return CompressionResult(self.dir, bool(feasible), module if feasible else None, summary)
 
-    # ---- progress
-    def _progress_bar(self, t: int, total: int, done: int) -> _StepProgress:
-        return _StepProgress(self.console, f"step {t + 1}/{self._schedule.num_steps}", total, done, self.progress)
-
 
 class _StepProgress:
     """A Rich progress bar over a step's trials showing the best feasible proxy score so far."""
@@ -618,7 +613,7 @@ class _StepProgress:
         self.best: float | None = None
         self._progress = None
 
-    def __enter__(self) -> _StepProgress:
+    def __enter__(self) -> Self:
         if self.enabled:
             from rich.progress import (
                 BarColumn,
@@ -702,8 +697,8 @@ def _inherit_compression(candidate: CompressedModel) -> None:
                 candidate.codebooks[key] = levels.sort().values
 
 
-def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[str, Any],
-                candidate: CompressedModel | None = None) -> None:
+def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[str, Any]) -> None:
+    """Save the whole module (its architecture changed) with the configuration that made it, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": MODEL_FORMAT, "version": 1, "module": module, "params": dict(params),
