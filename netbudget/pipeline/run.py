@@ -45,6 +45,8 @@ RUN_STUDY = "run"
 CONFIRM_CANDIDATES = 5  # ranked trials re-timed before a step gives up and takes the best
 CONFIRM_REPEATS = 5  # re-measurements whose median must meet the threshold
 MIN_MARGIN = 0.02  # smallest safety margin of latency bounds (fraction)
+FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
+FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
 MODEL_FORMAT = "netbudget-model"
 
 
@@ -375,17 +377,32 @@ class _Run:
             f"{c.metric} <= {format_value(thresholds[c.key], c.unit)}" for c in self.constraints
         )
         self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]: {description}")
+        study.sampler = self._sampler(space, bounds, t)
+        objective = self._objective(current, space, thresholds)
         if remaining > 0:
-            sampler = self._sampler(space, bounds, t)
-            study.sampler = sampler
-            objective = self._objective(current, space, thresholds)
             label = f"step {t + 1}/{self._schedule.num_steps}"
             with _StepProgress(self.console, label, budget, len(evaluated), self.progress) as bar, \
                     warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds, self.constraints)],
                                gc_after_trial=False)
-        winner, candidate, values = self._confirm(study, current, space, thresholds)
+        found = self._confirm(study, current, space, thresholds)
+        position = float(study.user_attrs.get("seed_u", 0.0))
+        for _ in range(FALLBACK_TRIES):
+            if found is not None or position >= 1.0:
+                break
+            # nothing meets the step's thresholds when re-timed: walk the uniform line further
+            position = min(1.0, position + FALLBACK_STEP)
+            self.console.print(f"  no candidate confirmed; trying the uniform configuration at {position:.3f}")
+            study.enqueue_trial(space.uniform(position), user_attrs={"fallback": position})
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
+            found = self._confirm(study, current, space, thresholds)
+        if found is None:  # the least violating candidate; verification will say whether the run holds
+            trial = _ranked(study, thresholds, cfg.tie_tolerance)[0]
+            candidate = apply_config(current, space, trial.params)
+            _inherit_compression(candidate)
+            found = trial, candidate, {**measured(trial), **study.user_attrs.get("confirmed", {}).get(str(trial.number), {})}
+        winner, candidate, values = found
         if cfg.step_epochs > 0:
             fine_tune(candidate, self.data.train, self._fit(cfg.step_epochs, seed=cfg.seed + 1000 + t),
                       teacher=self.original if cfg.distill else None, progress=self.progress)
@@ -404,21 +421,24 @@ class _Run:
         )
         return candidate.module
 
-    def _confirm(self, study, current, space, thresholds) -> tuple[FrozenTrial, CompressedModel, dict[str, float]]:
+    def _confirm(self, study, current, space, thresholds) -> tuple[FrozenTrial, CompressedModel, dict[str, float]] | None:
         """The winner: the best-ranked trial whose noisy measurements hold when re-timed.
 
         A winner chosen on one measurement sits on the bound about half the time; each
         measured (noisy) budget is re-measured ``CONFIRM_REPEATS`` times and the median must
-        meet the step threshold, else the next-ranked trial is tried.
+        meet the step threshold, else the next-ranked trial is tried. ``None`` when no
+        candidate meets the thresholds.
         """
         ranked = _ranked(study, thresholds, self.config.tie_tolerance)
         noisy = [c for c in self.constraints if c.metric == "latency"]
         confirmed = dict(study.user_attrs.get("confirmed", {}))
         for trial in ranked[:CONFIRM_CANDIDATES]:
+            values = measured(trial)
+            if any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+                return None  # ranked feasible-first: no feasible candidate is left
             candidate = apply_config(current, space, trial.params)
             _inherit_compression(candidate)
-            values = measured(trial)
-            if not noisy or any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+            if not noisy:
                 return trial, candidate, values
             key = str(trial.number)
             if key not in confirmed:
@@ -429,10 +449,7 @@ class _Run:
             values = {**values, **confirmed[key]}
             if all(values[k] <= thresholds[k] for k in confirmed[key]):
                 return trial, candidate, values
-        trial = ranked[0]
-        candidate = apply_config(current, space, trial.params)
-        _inherit_compression(candidate)
-        return trial, candidate, {**measured(trial), **confirmed.get(str(trial.number), {})}
+        return None
 
     def _fit(self, epochs: int, *, seed: int) -> FitConfig:
         cfg = self.config
