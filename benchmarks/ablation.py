@@ -74,7 +74,8 @@ def _machine() -> str:
 def _method_settings(method: str, search: dict[str, int], finetune: dict[str, Any]) -> dict[str, Any]:
     steps, trials = search["steps"], search["trials"]
     settings: dict[str, Any] = {**LATENCY, **finetune, "steps": steps, "trials": trials, "cooling": "exponential",
-                                "sampler": "netbudget", "proxy": "lookahead", "remeasurements": 10}
+                                "sampler": "netbudget", "proxy": "lookahead", "proxy_steps": 50,
+                                "remeasurements": 10}  # rows so far ran with 50 look-ahead steps
     if method == "one-step":
         # the same evaluations and the same total fine-tuning in one step
         settings.update(cooling="one-step", trials=steps * trials, step_epochs=finetune["step_epochs"] * steps)
