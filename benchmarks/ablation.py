@@ -310,6 +310,29 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 plot.append((f"{network}/{cell}/{method}", diff, 0.0 if math.isnan(sd) else sd))
     for u in results.get("unreachable", []):
         lines.append(f"| {u['network']} | {u['cell']} | (unreachable) | | | | | | |")
+    lines += ["", "## Goals (netbudget's default = `exponential`)", ""]
+    for network, cell in keys:
+        rows = [r for r in results["rows"] if r["network"] == network and r["cell"] == cell]
+        mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
+                for m in METHODS if any(r["method"] == m for r in rows)}
+        if "exponential" not in mean or "uniform" not in mean:
+            continue
+        diff, sd, n = _paired(rows, "exponential")
+        head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell), None)
+        others = [m for m in mean if m != "exponential" and mean[m] > mean["exponential"]]
+        feasible = [r["feasible"] for r in rows]
+        lines.append(f"* {network} / {cell}: exponential - uniform = {diff:+.2f} +- {sd:.2f} pt over {n} paired seeds "
+                     f"({'met' if diff >= 0 else 'MISSED'}).")
+        if head:
+            room = 100 * (head["oracle_best_top1"] - head["uniform_top1"])
+            captured = mean["exponential"] - 100 * head["uniform_top1"]
+            lines.append(f"  Headroom above the (one-shot) uniform configuration {room:.2f} pt; exponential's mean is "
+                         f"{captured:+.2f} pt above it ({'met' if room < 1 or captured >= room / 2 else 'MISSED'}: "
+                         "at least half where the headroom is >= 1 pt).")
+        lines.append(f"  Methods with a higher mean than exponential: {', '.join(others) or 'none'} "
+                     f"({'met' if not others else 'MISSED'}).")
+        lines.append(f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
+                     f"({'met' if all(feasible) else 'MISSED'}).")
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:
