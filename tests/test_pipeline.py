@@ -171,7 +171,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
     for c in summary["constraints"]:
-        assert c["final"] <= c["bound"] and c["violations"] <= 1
+        assert c["final"] <= c["bound"] and c["upper_confidence"] <= c["bound"]
     assert summary["accuracy"]["final"] > 0.8  # chance is 0.1
     # independent re-measurement of the exported files
     final = run_dir / "final"

@@ -78,7 +78,9 @@ class RunConfig:
         safety_sigmas: measured bounds are searched ``safety_sigmas`` noise standard
             deviations below their value, so the result survives re-measurement.
         remeasurements: independent re-measurements of each measured constraint at the end.
-        max_violations: re-measurements allowed above a bound for a feasible verdict.
+        confidence: a measured budget holds when the one-sided upper confidence bound (at this
+            level) of the mean of its re-measurements meets it; re-measurements above the
+            bound are counted and reported either way.
         tie_tolerance: proxy scores within this (fraction) of the best count as equal; among
             them the candidate using the most budget wins.
         seed: seed of the data split, sampler and fine-tuning.
@@ -112,7 +114,7 @@ class RunConfig:
     skip_margin: float = 0.25
     safety_sigmas: float = 3.0
     remeasurements: int = 20
-    max_violations: int = 1
+    confidence: float = 0.95
     tie_tolerance: float = 0.002
     seed: int = 0
     storage: str | None = None
@@ -145,8 +147,8 @@ class RunConfig:
             ("finetune_lr", self.finetune_lr > 0, "> 0"),
             ("skip_margin", self.skip_margin >= 0, ">= 0"),
             ("safety_sigmas", self.safety_sigmas >= 0, ">= 0"),
-            ("remeasurements", self.remeasurements >= 1, ">= 1"),
-            ("max_violations", 0 <= self.max_violations < self.remeasurements, "in [0, remeasurements)"),
+            ("remeasurements", self.remeasurements >= 2, ">= 2"),
+            ("confidence", 0.5 <= self.confidence < 1, "in [0.5, 1)"),
             ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
             ("width", self.width > 0, "> 0"),
         ]
