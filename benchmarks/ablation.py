@@ -287,6 +287,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     lines = ["# Ablation: search methods against the uniform baseline", "",
              f"Machine: {results['machine']}. Fashion-MNIST; latency on onnxruntime, 1 thread, batch "
              f"{LATENCY['batch_size']}. Search: {results.get('search')} (steps x candidates per step).", ""]
+    lines += [f"Note: {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
     lines += ["## Dense networks", "", "| network | test top-1 | latency (ms / batch) | spread (CV) |", "|---|---:|---:|---:|"]
     for d in results["dense"]:
         lines.append(f"| {d['network']} | {100 * d['top1']:.2f} % | {d['latency_ms']:.2f} | {100 * d['latency_spread']:.1f} % |")
