@@ -47,8 +47,9 @@ import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp"]
-MANY_SEEDS = {"exponential", "one-step", "uniform", "reference"}
+METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
+           "exponential-la20"]  # the last: exponential with the current default proxy (20 look-ahead steps)
+MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20"}
 CELLS: dict[str, dict[str, Any]] = {
     "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard"},
     "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard"},
@@ -85,6 +86,8 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
         settings["sampler"] = method
     elif method == "reference":
         settings["proxy"] = "reference"
+    elif method == "exponential-la20":
+        settings["proxy_steps"] = 20
     return settings
 
 

@@ -52,7 +52,7 @@ class ProxyConfig:
     fidelity: str = "bn"
     bn_batches: int = 8
     batch_size: int = 128
-    lookahead_steps: int = 20
+    lookahead_steps: int = 50
     lookahead_lr: float = 0.01
 
     def __post_init__(self) -> None:
