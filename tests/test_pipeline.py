@@ -77,6 +77,21 @@ def test_cost_model_of_the_uncompressed_configuration_is_the_network() -> None:
     assert predicted["macs.dense"] == count_macs(model, (1, 1, 8, 8))
 
 
+def test_cost_model_answers_a_repeated_question_from_its_memo_without_sharing_state() -> None:
+    model = build_model("vgg", input_size=8)
+    space = build_space(model, (1, 8, 8), operators=("channels", "prune"))
+    cost = CostModel(model, space)
+    config = space.decode(np.full(len(space), 0.5))
+    first = cost.estimate(config)
+    first["macs.dense"] = -1.0  # the caller's copy; the memo must not change
+    calls = []
+    original = cost._estimate
+    cost._estimate = lambda c: calls.append(c) or original(c)
+    again = cost.estimate(dict(reversed(list(config.items()))))
+    assert calls == [] and again["macs.dense"] == count_macs(apply_config(model, space, config).module, (1, 1, 8, 8))
+    assert cost.estimate({})["macs.dense"] == count_macs(model, (1, 1, 8, 8)) and len(calls) == 1
+
+
 # -- settings ----------------------------------------------------------------------------
 def test_operators_follow_the_budgets() -> None:
     assert default_operators(["latency"]) == ["channels"]

@@ -78,6 +78,7 @@ class CostModel:
                 )
             )
         self._probe(base, layers)
+        self._last: tuple[tuple, dict[str, float]] | None = None
         self._targets: dict[str, list[tuple[str, str]]] = {}
         for dim in space.dimensions:
             for target in dim.targets:
@@ -103,7 +104,17 @@ class CostModel:
 
     def estimate(self, config: Mapping[str, float]) -> dict[str, float]:
         """Predicted ``size.packed`` (bytes), ``macs.dense``, ``macs.sparse``, ``params.dense``
-        and ``params.sparse`` of ``config`` (dimension name -> value; missing = uncompressed)."""
+        and ``params.sparse`` of ``config`` (dimension name -> value; missing = uncompressed).
+
+        The last answer is kept: with several computable bounds the sampler asks once per bound."""
+        key = tuple(sorted(config.items()))
+        if self._last is not None and self._last[0] == key:
+            return dict(self._last[1])
+        result = self._estimate(config)
+        self._last = (key, result)
+        return dict(result)
+
+    def _estimate(self, config: Mapping[str, float]) -> dict[str, float]:
         counts = self.space.channel_counts or {}
         removed: dict[str, int] = {}
         prune: dict[str, float] = {}
