@@ -14,6 +14,7 @@ from torch import nn
 from netbudget.compress.quantize import snap
 from netbudget.data import Dataset, Split
 from netbudget.exceptions import InvalidArgumentError
+from netbudget.progress import ProgressBar
 
 if TYPE_CHECKING:
     from netbudget.compress.core import CompressedModel
@@ -148,7 +149,7 @@ def fit(
     step = 0
     start = time.perf_counter()
     model.train()
-    with _ProgressBar(progress, total_steps) as bar:
+    with ProgressBar("train", total_steps, enabled=progress) as bar:
         for epoch in range(config.epochs):
             running, seen = 0.0, 0
             for x, y in loader:
@@ -261,43 +262,3 @@ def evaluate(model: nn.Module, data: Dataset | Split, *, batch_size: int = 512) 
         correct += int((logits.argmax(1) == split.y[start : start + batch_size]).sum())
     model.train(was_training)
     return correct / len(split)
-
-
-class _ProgressBar:
-    """A Rich progress bar that is a no-op when disabled (keeps ``fit`` free of branches)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
-        self.total = total
-        self._progress = None
-        self._task = None
-
-    def __enter__(self) -> _ProgressBar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]train[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("", total=self.total)
-        return self
-
-    def advance(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, description=description)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import optuna
@@ -32,6 +32,7 @@ from netbudget.metrics.latency import LatencyConfig, measure_latency
 from netbudget.metrics.registry import MeasureContext, measure
 from netbudget.pipeline.config import RunConfig, default_operators
 from netbudget.pipeline.cost import COMPUTABLE_KEYS, CostModel
+from netbudget.progress import ProgressBar
 from netbudget.proxy import ProxyConfig, score
 from netbudget.search.bounds import Bound, measured, record_measurements
 from netbudget.search.cooling import CoolingSchedule
@@ -631,45 +632,21 @@ class _Run:
         return CompressionResult(self.dir, bool(feasible), module if feasible else None, summary)
 
 
-class _StepProgress:
-    """A Rich progress bar over a step's trials showing the best feasible proxy score so far."""
+class _StepProgress(ProgressBar):
+    """A progress bar over a step's trials showing the best feasible proxy score so far."""
 
     def __init__(self, console, label: str, total: int, done: int, enabled: bool) -> None:
-        self.console, self.label, self.total, self.done, self.enabled = console, label, total, done, enabled
+        super().__init__(label, total, enabled=enabled, done=done, console=console, remaining=False)
         self.best: float | None = None
-        self._progress = None
-
-    def __enter__(self) -> Self:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                                      console=self.console, transient=True)
-            self._progress.__enter__()
-            self._task = self._progress.add_task("", total=self.total, completed=self.done)
-        return self
 
     def callback(self, thresholds: Mapping[str, float], constraints: Sequence[Constraint]):
         def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             values = measured(trial)
             if trial.state == TrialState.COMPLETE and all(values.get(k, math.inf) <= v for k, v in thresholds.items()):
                 self.best = max(self.best or -math.inf, float(trial.value))
-            if self._progress is not None:
-                best = f"best feasible {100 * self.best:.2f} %" if self.best is not None else "no feasible yet"
-                self._progress.update(self._task, advance=1, description=best)
+            self.advance(f"best feasible {100 * self.best:.2f} %" if self.best is not None else "no feasible yet")
 
         return on_trial
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
 
 
 # -- helpers -------------------------------------------------------------------------------
