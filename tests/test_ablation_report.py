@@ -1,0 +1,48 @@
+"""The ablation's Markdown goal check compares methods paired by seed (benchmarks/ablation.py)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(method: str, seed: int, top1: float, feasible: bool = True) -> dict:
+    return {"network": "vgg", "cell": "lat40-small", "method": method, "seed": seed, "final_top1": top1,
+            "feasible": feasible, "evaluations": 36, "seconds": 100.0}
+
+
+def test_paired_difference_uses_only_the_seeds_both_methods_ran(ablation) -> None:
+    rows = [_row("exponential", 0, 0.90), _row("exponential", 1, 0.92), _row("exponential", 2, 0.80),
+            _row("random", 0, 0.91), _row("random", 1, 0.92)]
+    diff, sd, n = ablation._paired(rows, "random", base="exponential")
+    assert n == 2 and diff == pytest.approx(0.5) and sd == pytest.approx(0.7071, abs=1e-3)
+
+
+def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_verification(ablation, tmp_path) -> None:
+    rows = [_row("exponential", s, 0.90 + 0.01 * s) for s in range(3)]
+    rows += [_row("uniform", s, 0.89 + 0.01 * s, feasible=s != 1) for s in range(3)]
+    # a higher unpaired mean only because seed 2 (the best seed) is missing: behind when paired
+    rows += [_row("tpe", 0, 0.899), _row("tpe", 1, 0.909)]
+    rows += [_row("penalty", s, 0.91 + 0.01 * s) for s in range(3)]
+    results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
+    out = tmp_path / "ablation.json"
+    out.write_text(json.dumps(results))
+    ablation.write_markdown(out, results)
+    text = out.with_suffix(".md").read_text()
+    assert "exponential - uniform = +1.00 +- 0.00 pt over 3 paired seeds (met)" in text
+    assert "Methods ahead of exponential (paired): penalty (+1.00 pt, clearly) (MISSED)" in text
+    assert "tpe (" not in text
+    assert "Feasible on re-measurement: 10/11 runs (MISSED)" in text
+    assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
+    assert out.with_suffix(".png").is_file()
