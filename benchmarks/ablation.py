@@ -48,7 +48,7 @@ import torch
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
-           "exponential-la20"]  # the last: exponential with the current default proxy (20 look-ahead steps)
+           "exponential-la20"]  # the last: exponential with 20 look-ahead steps (the default was briefly 20; it is 50)
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20"}
 CELLS: dict[str, dict[str, Any]] = {
     "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard"},
