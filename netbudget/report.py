@@ -174,6 +174,14 @@ def _markdown(config, meta, steps, summary, images) -> str:
     if meta.get("margin"):
         lines.append(f"Latency noise {100 * meta.get('noise', 0):.1f} %: measured bounds were searched "
                      f"{100 * meta['margin']:.1f} % below their value.")
+    recheck = meta.get("recheck")
+    if recheck:
+        tries = len(recheck["tries"])
+        outcome = ("the last step's winner held" if recheck["position"] == 0 and recheck["passed"] else
+                   f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
+                   f"({tries - 1} thinning(s))" if recheck["passed"] else
+                   f"nothing held after {tries - 1} thinning(s); verification decides")
+        lines.append(f"Re-check before the final fine-tune (measured budgets against the searched bound): {outcome}.")
     lines.append("")
     if summary is None:
         lines += ["**The run has not finished**; this report shows the steps completed so far.", ""]

@@ -360,3 +360,53 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         assert exit_code == 1 and "not met" in output
     finally:
         unregister_metric("drift")
+
+
+def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tune(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    reference = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    state = {"factor": 1.0, "calls": 0}
+
+    def drifting(model: torch.nn.Module) -> float:  # deterministic in the network, 20 % higher after the search
+        state["calls"] += 1
+        return state["factor"] * count_params(model) / count_params(reference)
+
+    register_metric("drift", drifting, "units")
+    original_recheck = pipeline_run._Run._recheck
+
+    def recheck(self, current):
+        state["factor"] = 1.2
+        return original_recheck(self, current)
+
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", recheck)
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
+            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+        )
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        tries = summary["recheck"]["tries"]
+        winner = netbudget.load(run_dir / "steps" / "0" / "model.pt")
+        # the step's winner met 0.7 during the search and misses it by 20 % later
+        assert 0.7 / 1.2 < count_params(winner) / count_params(reference) <= 0.7
+        assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(
+            1.2 * count_params(winner) / count_params(reference))}, "passed": False}
+        assert all(not t["passed"] for t in tries[:-1]) and tries[-1]["passed"]
+        assert len(tries) > 1 and summary["recheck"]["position"] == pytest.approx((len(tries) - 1) / 32)
+        # the thinned network is the one fine-tuned, verified and exported
+        assert count_params(result.model) < count_params(winner)
+        assert result.feasible and summary["constraints"][0]["final"] <= 0.7
+        assert "channels were thinned by" in (run_dir / "report" / "report.md").read_text()
+        # finishing again (summary lost) takes the stored outcome: only verification measures
+        (run_dir / "final" / "summary.json").unlink()
+        state["calls"] = 0
+        again = netbudget.resume(run_dir, progress=False)
+        assert state["calls"] == 20 and again.summary["recheck"] == summary["recheck"]
+        assert count_params(again.model) == count_params(result.model)
+    finally:
+        unregister_metric("drift")
