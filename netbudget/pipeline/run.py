@@ -387,7 +387,7 @@ class _Run:
             with _StepProgress(self.console, label, budget, len(evaluated), self.progress) as bar, \
                     warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds, self.constraints)],
+                study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds)],
                                gc_after_trial=False)
         found = self._confirm(study, current, space, thresholds)
         position = float(study.user_attrs.get("seed_u", 0.0))
@@ -699,7 +699,7 @@ class _StepProgress(ProgressBar):
         super().__init__(label, total, enabled=enabled, done=done, console=console, remaining=False)
         self.best: float | None = None
 
-    def callback(self, thresholds: Mapping[str, float], constraints: Sequence[Constraint]):
+    def callback(self, thresholds: Mapping[str, float]):
         def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             values = measured(trial)
             if trial.state == TrialState.COMPLETE and all(values.get(k, math.inf) <= v for k, v in thresholds.items()):
