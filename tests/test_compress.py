@@ -160,3 +160,23 @@ def test_accuracy_recovers_after_half_the_channels_go(mnist, vgg_mnist5k) -> Non
     recovered = evaluate(result.module, mnist.test)
     # measured here: dense 97.9 %, pruned 23.5 %, after one epoch 97.4 %
     assert pruned < 0.6 and recovered >= 0.95 and recovered >= dense - 0.02
+
+
+def test_codebooks_hold_only_the_levels_in_use_so_fine_tuning_never_grows_the_packed_size() -> None:
+    from netbudget.export.packed import packed_size
+
+    data = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    space = build_space(model, (1, 8, 8), operators=("prune", "bits"))
+    # 6 bits over the few weights 90 % pruning leaves: k-means leaves levels empty
+    config = {n: (0.9 if n.startswith("prune") else 6) for n in space.names}
+    result = compress(model, space, config)
+    params = dict(result.module.named_parameters())
+    for name, levels in result.codebooks.items():
+        used = params[name][params[name] != 0].unique()
+        assert torch.equal(levels, used), f"{name}: {levels.numel()} levels, {used.numel()} in use"
+    before = packed_size(result.module.state_dict())
+    fine_tune(result, data, FitConfig(epochs=1, max_steps=30, lr=0.05, seed=0), progress=False)
+    after = packed_size(result.module.state_dict())
+    assert after <= before, f"packed size grew from {before} to {after} bytes"

@@ -108,7 +108,10 @@ def _bits(compressed: CompressedModel, space: SearchSpace, values: Mapping[str, 
             weight = modules[layer].weight
             levels = codebook(weight, int(bits), config)
             weight.copy_(snap(weight, levels))
-            compressed.codebooks[f"{layer}.weight"] = levels
+            # only the levels in use: fine-tuning onto a level k-means left empty would add a
+            # distinct value, and the packed size (measured before fine-tuning) could grow
+            used = weight[weight != 0].unique()
+            compressed.codebooks[f"{layer}.weight"] = used if used.numel() else levels
             # zeros must stay zeros while fine-tuning moves the float shadow weights
             compressed.masks.setdefault(f"{layer}.weight", weight != 0)
 
