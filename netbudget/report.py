@@ -176,11 +176,14 @@ def _markdown(config, meta, steps, summary, images) -> str:
                      f"{100 * meta['margin']:.1f} % below their value.")
     recheck = meta.get("recheck")
     if recheck:
-        tries = len(recheck["tries"])
-        outcome = ("the last step's winner held" if recheck["position"] == 0 and recheck["passed"] else
-                   f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
-                   f"({tries - 1} thinning(s))" if recheck["passed"] else
-                   f"nothing held after {tries - 1} thinning(s); verification decides")
+        thinnings = len(recheck["tries"]) - 1
+        if not recheck["passed"]:
+            outcome = f"nothing held after {thinnings} thinning(s); verification decides"
+        elif recheck["position"] == 0:
+            outcome = "the last step's winner held"
+        else:
+            outcome = (f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
+                       f"({thinnings} thinning(s))")
         lines.append(f"Re-check before the final fine-tune (measured budgets against the searched bound): {outcome}.")
     lines.append("")
     if summary is None:

@@ -568,12 +568,14 @@ class _Run:
         ``FALLBACK_TRIES``), and the final fine-tune recovers the accuracy. The outcome is
         stored, so a resumed run takes the same network without re-timing.
         """
-        noisy = [c for c in self.constraints if c.key not in COMPUTABLE_KEYS and c.metric != "memory"]
-        if not noisy:  # computed budgets (size, MACs, params) and peak memory are exact
+        noisy = [c for c in self.constraints if not _exact(c)]
+        if not noisy:
             return current
         record = self.meta.user_attrs.get("recheck")
+        chosen = None
         if record is None:
-            thresholds = {c.key: self.targets[c.key] * (1.0 - self.margin) for c in noisy}
+            last = self._thresholds(self._schedule.num_steps - 1)  # the target, less the margin
+            thresholds = {c.key: last[c.key] for c in noisy}
             tries: list[dict[str, Any]] = []
             for i in range(FALLBACK_TRIES + 1):
                 position = i * FALLBACK_STEP
@@ -588,11 +590,14 @@ class _Run:
                                  f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
                 what = "the winner" if i == 0 else f"the winner thinned by {position:.3f}"
                 self.console.print(f"[bold]re-check[/] of {what}: {text}: {'holds' if passed else 'misses'}")
+                chosen = module
                 if passed:
                     break
             record = {"position": tries[-1]["position"], "passed": tries[-1]["passed"], "tries": tries,
                       "thresholds": thresholds}
             self.meta.set_user_attr("recheck", record)
+        if chosen is not None:  # the network of the last try, which the record names
+            return chosen
         return current if record["position"] == 0 else self._thinned(current, record["position"])
 
     def _thinned(self, module: nn.Module, position: float) -> nn.Module:
@@ -630,7 +635,7 @@ class _Run:
         for c in self.constraints:
             original = self.original_values[c.key]
             bound = self.targets[c.key]
-            if c.key in COMPUTABLE_KEYS or c.metric in ("memory",):
+            if _exact(c):
                 values = [measure(module, c, self.context).value]
             else:
                 values = self._remeasure(module, c)
@@ -710,6 +715,11 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _exact(c: Constraint) -> bool:
+    """Whether a budget is computed exactly (size, MACs, params, peak memory), not re-measured."""
+    return c.key in COMPUTABLE_KEYS or c.metric == "memory"
+
+
 def _upper_confidence(values: Sequence[float], level: float) -> float:
     """One-sided upper confidence bound of the mean of ``values`` (Student t); the value itself if exact."""
     if len(values) < 2:
