@@ -107,6 +107,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"sampler": "bayes"}, "`sampler` must be one of"),
         ({"proxy": "magic"}, "`proxy` must be one of"),
         ({"min_keep": 1.5}, "`min_keep` must be in (0, 1)"),
+        ({"min_margin": 1.0}, "`min_margin` must be in [0, 1), but got min_margin=1.0"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -184,6 +185,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     summary = json.loads((run_dir / "final" / "summary.json").read_text())
     assert result.feasible and summary["feasible"] is True
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
+    assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
     for c in summary["constraints"]:
         assert c["final"] <= c["bound"] and c["upper_confidence"] <= c["bound"]
@@ -283,6 +285,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "size <= 0.5x", "--model", "nosuch.module:factory"], 2, "Cannot import module 'nosuch.module'"),
         (["--constraint", "size <= 0.5x", "--model", "zoo:lenet"], 2, "Unknown model 'zoo:lenet'"),
         (["--constraint", "size <= 0.5x", "--steps", "0"], 2, "`steps` must be >= 1"),
+        (["--constraint", "latency <= 0.5x", "--min-margin", "-0.1"], 2, "`min_margin` must be in [0, 1)"),
         ([], 2, "No budget given"),
     ],
 )

@@ -46,7 +46,6 @@ RUN_STUDY = "run"
 CONFIRM_CANDIDATES = 5  # ranked trials re-timed before a step gives up and takes the best
 CONFIRM_REPEATS = 7  # re-measurements whose median must meet the threshold
 CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step bound
-MIN_MARGIN = 0.02  # smallest safety margin of latency bounds (fraction)
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
 MODEL_FORMAT = "netbudget-model"
@@ -249,7 +248,7 @@ class _Run:
                 for _ in range(5)
             ]
             noise = float(np.std(ratios, ddof=1) / np.mean(ratios))
-        margin = max(self.config.safety_sigmas * noise, MIN_MARGIN) if noise else 0.0
+        margin = max(self.config.safety_sigmas * noise, self.config.min_margin) if noise else 0.0
         self.original_values, self.targets, self.margin = values, targets, margin
         # fail fast: the most compressed configuration the space allows
         extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
