@@ -38,6 +38,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     # the same two methods re-run with a later pipeline: reported on their own line, not as rivals
     rows += [_row("exponential-recheck", s, 0.95) for s in range(2)]
     rows += [_row("uniform-recheck", s, 0.90 + 0.02 * s, feasible=s == 0) for s in range(2)]
+    rows += [_row("exponential-margin4", s, 0.895 + 0.01 * s) for s in range(3)]
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
     out = tmp_path / "ablation.json"
     out.write_text(json.dumps(results))
@@ -46,8 +47,10 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert "exponential - uniform = +1.00 +- 0.00 pt over 3 paired seeds (met)" in text
     assert "Methods ahead of exponential (paired): penalty (+1.00 pt, clearly) (MISSED)" in text
     assert "tpe (" not in text
-    assert "Feasible on re-measurement: 13/15 runs (MISSED)" in text
+    assert "Feasible on re-measurement: 16/18 runs (MISSED)" in text
     assert ("With the re-check (current pipeline): exponential - uniform = +4.00 +- 1.41 pt over 2 paired seeds "
             "(met); feasible 3/4 runs (MISSED)") in text
+    assert ("With the 4 % margin (the current default): minus exponential (2 %) = -0.50 +- 0.00 pt over 3 paired "
+            "seeds, minus uniform (2 %) = +0.50 +- 0.00 pt over 3; feasible 3/3 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
     assert out.with_suffix(".png").is_file()
