@@ -79,10 +79,10 @@ class RunConfig:
             deviations below their value, so the result survives re-measurement.
         min_margin: the smallest such margin (fraction of the bound). 0.04 by default: on a
             shared machine a network's latency ratio moves between moments minutes apart
-            (ablation, 10 runs in a calm period: up to +3.9 % from the re-check before the
-            final fine-tune to verification), far more than re-timings at one moment spread;
-            with 0.02, 2 of 3 default runs of the standard ``latency <= 0.4x`` cell failed
-            verification. Lower it on a quiet, dedicated machine.
+            (ablation, from the re-check before the final fine-tune to verification: up to
+            +2.7 % over 10 runs in a calm period, +3.9 % and +8.7 % in the two default runs of
+            the standard ``latency <= 0.4x`` cell that failed verification with 0.02), far
+            more than re-timings at one moment spread. Lower it on a quiet, dedicated machine.
         remeasurements: independent re-measurements of each measured constraint at the end.
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
