@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import netbudget
 from netbudget.cli import app
 from netbudget.compress import compress as apply_config
+from netbudget.compress.channels import MIN_WIDTH, vector_width
 from netbudget.exceptions import (
     InvalidArgumentError,
     InvalidConstraintError,
@@ -108,6 +109,8 @@ def test_operators_follow_the_budgets() -> None:
         ({"proxy": "magic"}, "`proxy` must be one of"),
         ({"min_keep": 1.5}, "`min_keep` must be in (0, 1)"),
         ({"min_margin": 1.0}, "`min_margin` must be in [0, 1), but got min_margin=1.0"),
+        ({"round_to": 0}, "`round_to` must be an integer >= 1, but got round_to=0"),
+        ({"round_to": 8.5}, "`round_to` must be an integer >= 1, but got round_to=8.5"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -186,6 +189,10 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert result.feasible and summary["feasible"] is True
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
+    assert summary["round_to"] == vector_width()  # the default rounding follows the CPU
+    multiples = {vector_width(), MIN_WIDTH}
+    for layer in summary["layers"][:-1]:  # the output layer keeps its classes
+        assert layer["out_after"] == layer["out_before"] or any(layer["out_after"] % m == 0 for m in multiples)
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
     for c in summary["constraints"]:
         assert c["final"] <= c["bound"] and c["upper_confidence"] <= c["bound"]
@@ -286,6 +293,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "size <= 0.5x", "--model", "zoo:lenet"], 2, "Unknown model 'zoo:lenet'"),
         (["--constraint", "size <= 0.5x", "--steps", "0"], 2, "`steps` must be >= 1"),
         (["--constraint", "latency <= 0.5x", "--min-margin", "-0.1"], 2, "`min_margin` must be in [0, 1)"),
+        (["--constraint", "latency <= 0.5x", "--round-to", "0"], 2, "`round_to` must be an integer >= 1"),
         ([], 2, "No budget given"),
     ],
 )
@@ -319,6 +327,20 @@ def test_cli_unreachable_budget_fails_fast_with_exit_1(tmp_path: Path, digits_we
     with pytest.raises(UnreachableBudgetError, match="most compressed network"):
         netbudget.compress("zoo:vgg", "digits", "macs <= 0.001x", run_dir=tmp_path / "api",
                            weights=str(digits_weights), progress=False)
+
+
+def test_round_to_defaults_to_the_vector_width_and_old_run_directories_keep_8(tmp_path: Path, monkeypatch) -> None:
+    from netbudget.compress import channels
+    from netbudget.pipeline.run import _read_run_yaml
+
+    monkeypatch.setattr(channels, "vector_width", lambda: 16)
+    assert RunConfig(constraints=["latency <= 0.5x"]).round_to == 16
+    assert RunConfig(constraints=["latency <= 0.5x"], round_to=4).round_to == 4
+    path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
+    assert "round_to: 16" in path.read_text()  # stored resolved: a resumed run keeps its rounding
+    assert _read_run_yaml(path).round_to == 16
+    path.write_text(path.read_text().replace("round_to: 16\n", ""))  # written before the setting existed
+    assert _read_run_yaml(path).round_to == 8
 
 
 def test_a_run_directory_is_not_reused_with_other_settings(tmp_path: Path, digits_weights: Path) -> None:

@@ -124,8 +124,18 @@ def resume(run_dir: str | Path, *, progress: bool = True, data: Dataset | None =
         InvalidArgumentError: ``run_dir`` holds no run.
     """
     run_dir = Path(run_dir)
-    config = RunConfig.read(run_dir / "run.yaml")
+    config = _read_run_yaml(run_dir / "run.yaml")
     return _Run(run_dir, config, progress=progress).execute(None, data)
+
+
+def _read_run_yaml(path: Path) -> RunConfig:
+    """A run directory's settings; runs started before ``round_to`` existed rounded to 8."""
+    import yaml
+
+    config = RunConfig.read(path)
+    if "round_to" not in (yaml.safe_load(path.read_text()) or {}):
+        config.round_to = 8
+    return config
 
 
 def load(path: str | Path) -> nn.Module:
@@ -196,7 +206,7 @@ class _Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         run_yaml = self.dir / "run.yaml"
         if run_yaml.is_file():
-            previous = RunConfig.read(run_yaml)
+            previous = _read_run_yaml(run_yaml)
             if cfg.storage is None:
                 cfg.storage = previous.storage  # the default storage was resolved when the run started
             if previous.to_dict() != cfg.to_dict():
@@ -314,7 +324,7 @@ class _Run:
                operators: Sequence[str] | None = None) -> SearchSpace:
         cfg = self.config
         space = build_space(module, self.input_shape, operators=list(operators or cfg.operators), policy=cfg.policy,
-                            max_channel_ratio=0.99)
+                            max_channel_ratio=0.99, round_to=cfg.round_to)
         counts0 = counts0 if counts0 is not None else space.channel_counts or {}
         dims = []
         for dim in space.dimensions:
@@ -672,6 +682,7 @@ class _Run:
             "metrics": {"original": self.meta.user_attrs["extra_metrics"], "final": self._extra_metrics(module)},
             "layers": _layer_table(self.original, module),
             "margin": self.margin,
+            "round_to": cfg.round_to,
             "confidence": cfg.confidence,
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
