@@ -39,6 +39,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     rows += [_row("exponential-recheck", s, 0.95) for s in range(2)]
     rows += [_row("uniform-recheck", s, 0.90 + 0.02 * s, feasible=s == 0) for s in range(2)]
     rows += [_row("exponential-margin4", s, 0.895 + 0.01 * s) for s in range(3)]
+    rows += [_row("exponential-w16", s, 0.96) for s in range(2)] + [_row("uniform-w16", s, 0.93) for s in range(2)]
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
     out = tmp_path / "ablation.json"
     out.write_text(json.dumps(results))
@@ -47,10 +48,48 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert "exponential - uniform = +1.00 +- 0.00 pt over 3 paired seeds (met)" in text
     assert "Methods ahead of exponential (paired): penalty (+1.00 pt, clearly) (MISSED)" in text
     assert "tpe (" not in text
-    assert "Feasible on re-measurement: 16/18 runs (MISSED)" in text
+    assert "Feasible on re-measurement: 20/22 runs (MISSED)" in text
     assert ("With the re-check (current pipeline): exponential - uniform = +4.00 +- 1.41 pt over 2 paired seeds "
             "(met); feasible 3/4 runs (MISSED)") in text
     assert ("With the 4 % margin (the current default): minus exponential (2 %) = -0.50 +- 0.00 pt over 3 paired "
             "seeds, minus uniform (2 %) = +0.50 +- 0.00 pt over 3; feasible 3/3 runs (met)") in text
+    assert ("With widths in multiples of 16 (the current default on AVX-512): exponential - uniform = +3.00 +- 0.00 pt "
+            "over 2 paired seeds (met); minus rounding to 8: exponential +1.00 +- 0.00 pt over 2, uniform +2.00 +- 1.41 pt "
+            "over 2; feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
     assert out.with_suffix(".png").is_file()
+
+
+def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def fake_headroom(network, cell, model, data, n, finetune, steps):
+        calls.append(n)
+        head = {"network": network, "cell": cell, "uniform_top1": 0.9, "oracle_best_top1": 0.92,
+                "oracle_mean_top1": 0.91, "n": n + 1, "top1": [0.9] * (n + 1)}
+        return head, [{"network": network, "cell": cell, "fidelity": "bn", "spearman": 0.5, "seconds": 1.0}]
+
+    monkeypatch.setattr(ablation, "_headroom", fake_headroom)
+    old = {"network": "vgg", "cell": "lat40-small", "uniform_top1": 0.8, "oracle_best_top1": 0.85,
+           "oracle_mean_top1": 0.82, "n": 7, "top1": [0.8] * 7}
+    other = {**old, "cell": "size10-small"}
+    results = {"rows": [], "headroom": [old, other],
+               "proxy": [{"network": "vgg", "cell": c, "fidelity": f, "spearman": 0.1, "seconds": 1.0}
+                         for c in ("lat40-small", "size10-small") for f in ("bn", "reference")]}
+    out = tmp_path / "ablation.json"
+
+    def run(redo: bool, n: int) -> None:
+        args = type("Args", (), {"no_headroom": False, "redo_headroom": redo})()
+        ablation._run_cell(args, results, out, tmp_path, "vgg", "lat40-small", None, None,
+                           ablation.FINETUNE["small"], [], 1, n, ablation.SEARCH)
+
+    run(redo=False, n=20)  # a stored study is kept unless asked
+    assert calls == [] and results["headroom"] == [old, other]
+    run(redo=True, n=6)  # 7 stored configurations already cover 6 + uniform
+    assert calls == []
+    run(redo=True, n=20)
+    assert calls == [20]
+    assert [(h["cell"], h["n"]) for h in results["headroom"]] == [("size10-small", 7), ("lat40-small", 21)]
+    assert sorted((p["cell"], p["fidelity"]) for p in results["proxy"]) == [
+        ("lat40-small", "bn"), ("size10-small", "bn"), ("size10-small", "reference")]
+    assert json.loads(out.read_text())["headroom"][1]["n"] == 21
