@@ -66,16 +66,15 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # the pipeline's default since the standard lat40 cell; in the cells that ran before it
 # (`min_margin` in CELLS) every other method keeps the 2 % its rows ran with, so a cell's
 # rows stay comparable. Cells without the key run every method with the 4 % default.
-# *-w16: channel counts rounded to multiples of 16 (8 under 12), the pipeline's default on
-# AVX-512 CPUs since this study found widths between multiples of 16 no faster there; the
-# cells that ran before it pin the former rounding to 8 (`round_to` in CELLS).
+# *-w16: channel counts rounded to multiples of 16 (8 under 12; the default rounds to 8):
+# on this AVX-512 machine widths between multiples of 16 ran no faster than the next one up.
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16"}
 RERUNS = ("-recheck", "-margin4", "-w16")  # the default re-run with a later pipeline: its own goal line, not a rival
 CELLS: dict[str, dict[str, Any]] = {
     "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard"},
-    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "min_margin": 0.02, "round_to": 8},
-    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02, "round_to": 8},
+    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "min_margin": 0.02},
+    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02},
     "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard"},
     "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
     "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small"},
@@ -96,13 +95,12 @@ def _machine() -> str:
 
 
 def _method_settings(method: str, search: dict[str, int], finetune: dict[str, Any],
-                     min_margin: float = 0.04, round_to: int | None = None) -> dict[str, Any]:
-    """compress() settings of one method; ``min_margin`` (fraction) and ``round_to`` (channels,
-    None: the pipeline's default) are the cell's."""
+                     min_margin: float = 0.04) -> dict[str, Any]:
+    """compress() settings of one method; ``min_margin`` is the cell's latency margin (fraction)."""
     steps, trials = search["steps"], search["trials"]
     settings: dict[str, Any] = {**LATENCY, **finetune, "steps": steps, "trials": trials, "cooling": "exponential",
                                 "sampler": "netbudget", "proxy": "lookahead", "proxy_steps": 50,
-                                "remeasurements": 10, "min_margin": min_margin, "round_to": round_to}
+                                "remeasurements": 10, "min_margin": min_margin, "round_to": 8}
     if method.endswith("-w16"):
         settings["round_to"] = 16
         method = method.removesuffix("-w16")
@@ -305,8 +303,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
             print(f"[run] {network} {cell} {method} seed {seed}", flush=True)
             run_dir = work / f"{network}-{cell}-{method}-s{seed}"
             start = time.perf_counter()
-            settings = _method_settings(method, search, finetune, CELLS[cell].get("min_margin", 0.04),
-                                        CELLS[cell].get("round_to"))
+            settings = _method_settings(method, search, finetune, CELLS[cell].get("min_margin", 0.04))
             result = compress(model, data, CELLS[cell]["constraints"], run_dir=run_dir, progress=False,
                               seed=seed, **settings)
             results["rows"].append({
@@ -419,7 +416,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                      f"{_paired(rows, f'{m}-w16', base=base)[2]}" for m in ("exponential", "uniform")
                      for base in [f"{m}-recheck" if f"{m}-recheck" in mean else m]]
             again = [r["feasible"] for r in rows if r["method"].endswith("-w16")]
-            lines.append(f"  With widths in multiples of 16 (the current default on AVX-512): exponential - uniform = "
+            lines.append(f"  With widths in multiples of 16: exponential - uniform = "
                          f"{diff:+.2f} +- {sd:.2f} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); "
                          f"minus rounding to 8: {', '.join(gains)}; feasible {sum(again)}/{len(again)} runs "
                          f"({'met' if all(again) else 'MISSED'}).")

@@ -206,7 +206,7 @@ def compress(
     final_epochs: int = typer.Option(None, help="Fine-tuning epochs of the final network [default: 3]."),
     min_keep: float = typer.Option(None, help="Smallest fraction of each layer's channels kept [default: 0.2]."),
     min_margin: float = typer.Option(None, help="Smallest safety margin below a latency bound, fraction [default: 0.04]."),
-    round_to: int = typer.Option(None, help="Kept channel counts are rounded to this multiple [default: 16 on AVX-512 CPUs, else 8]."),
+    round_to: int = typer.Option(None, help="Kept channel counts are rounded to this multiple [default: 8]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL [default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning [default: 0]."),

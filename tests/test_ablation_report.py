@@ -53,7 +53,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
             "(met); feasible 3/4 runs (MISSED)") in text
     assert ("With the 4 % margin (the current default): minus exponential (2 %) = -0.50 +- 0.00 pt over 3 paired "
             "seeds, minus uniform (2 %) = +0.50 +- 0.00 pt over 3; feasible 3/3 runs (met)") in text
-    assert ("With widths in multiples of 16 (the current default on AVX-512): exponential - uniform = +3.00 +- 0.00 pt "
+    assert ("With widths in multiples of 16: exponential - uniform = +3.00 +- 0.00 pt "
             "over 2 paired seeds (met); minus rounding to 8: exponential +1.00 +- 0.00 pt over 2, uniform +2.00 +- 1.41 pt "
             "over 2; feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text

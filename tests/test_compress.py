@@ -119,7 +119,7 @@ def test_kept_channels_rounding() -> None:
 
 
 def test_kept_channels_rounding_to_16_keeps_8_for_narrow_layers() -> None:
-    # multiples of 16 (the AVX-512 default); under the half-way point 12, a layer keeps 8
+    # multiples of 16 (AVX-512's channel block); under the half-way point 12, a layer keeps 8
     assert [kept_channels(64, r, 16) for r in (0.0, 0.3, 0.6, 0.8, 0.85, 0.9)] == [64, 48, 32, 16, 8, 8]
     assert [kept_channels(32, r, 16) for r in (0.0, 0.5, 0.6, 0.7)] == [32, 16, 16, 8]  # 12.8 -> 16, 9.6 -> 8
     assert kept_channels(16, 0.5, 16) == 8 and kept_channels(16, 0.2, 16) == 16
@@ -127,14 +127,6 @@ def test_kept_channels_rounding_to_16_keeps_8_for_narrow_layers() -> None:
     assert kept_channels(12, 0.5, 16) == 8 and kept_channels(12, 0.0, 16) == 12
     assert kept_channels(6, 0.5, 16) == 3  # groups under 8 channels are not rounded
     assert kept_channels(64, 0.85, 8) == 8 and kept_channels(64, 0.8, 8) == 16  # rounding to 8 is unchanged
-
-
-def test_vector_width_follows_the_cpu_capability(monkeypatch) -> None:
-    from netbudget.compress import channels
-
-    for capability, width in (("AVX512", 16), ("AVX512_BF16", 16), ("AVX2", 8), ("DEFAULT", 8)):
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
-        assert channels.vector_width() == width
 
 
 def test_compress_rejects_bad_configs() -> None:

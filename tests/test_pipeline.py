@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import netbudget
 from netbudget.cli import app
 from netbudget.compress import compress as apply_config
-from netbudget.compress.channels import MIN_WIDTH, vector_width
+from netbudget.compress.channels import MIN_WIDTH
 from netbudget.exceptions import (
     InvalidArgumentError,
     InvalidConstraintError,
@@ -183,16 +183,15 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     weights = save_checkpoint(vgg_mnist5k, tmp_path / "vgg.pt")
     result = netbudget.compress(
         "zoo:vgg", "mnist5k", ["latency <= 0.6x", "size <= 0.3x"], run_dir=run_dir,
-        weights=str(weights), progress=False, **E2E,
+        weights=str(weights), progress=False, round_to=16, **E2E,
     )
     summary = json.loads((run_dir / "final" / "summary.json").read_text())
     assert result.feasible and summary["feasible"] is True
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
-    assert summary["round_to"] == vector_width()  # the default rounding follows the CPU
-    multiples = {vector_width(), MIN_WIDTH}
-    for layer in summary["layers"][:-1]:  # the output layer keeps its classes
-        assert layer["out_after"] == layer["out_before"] or any(layer["out_after"] % m == 0 for m in multiples)
+    assert summary["round_to"] == 16
+    for layer in summary["layers"][:-1]:  # multiples of 16, or 8 for narrow layers; the output keeps its classes
+        assert layer["out_after"] in (layer["out_before"], MIN_WIDTH) or layer["out_after"] % 16 == 0
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
     for c in summary["constraints"]:
         assert c["final"] <= c["bound"] and c["upper_confidence"] <= c["bound"]
@@ -329,18 +328,10 @@ def test_cli_unreachable_budget_fails_fast_with_exit_1(tmp_path: Path, digits_we
                            weights=str(digits_weights), progress=False)
 
 
-def test_round_to_defaults_to_the_vector_width_and_old_run_directories_keep_8(tmp_path: Path, monkeypatch) -> None:
-    from netbudget.compress import channels
-    from netbudget.pipeline.run import _read_run_yaml
-
-    monkeypatch.setattr(channels, "vector_width", lambda: 16)
-    assert RunConfig(constraints=["latency <= 0.5x"]).round_to == 16
-    assert RunConfig(constraints=["latency <= 0.5x"], round_to=4).round_to == 4
-    path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
-    assert "round_to: 16" in path.read_text()  # stored resolved: a resumed run keeps its rounding
-    assert _read_run_yaml(path).round_to == 16
-    path.write_text(path.read_text().replace("round_to: 16\n", ""))  # written before the setting existed
-    assert _read_run_yaml(path).round_to == 8
+def test_round_to_is_8_by_default_and_stored_in_the_run_configuration(tmp_path: Path) -> None:
+    assert RunConfig(constraints=["latency <= 0.5x"]).round_to == 8
+    path = RunConfig(constraints=["latency <= 0.5x"], round_to=16).write(tmp_path / "run.yaml")
+    assert "round_to: 16" in path.read_text() and RunConfig.read(path).round_to == 16
 
 
 def test_a_run_directory_is_not_reused_with_other_settings(tmp_path: Path, digits_weights: Path) -> None:

@@ -9,20 +9,9 @@ from torch import nn
 
 from netbudget.exceptions import InvalidArgumentError
 
-__all__ = ["MIN_WIDTH", "kept_channels", "prune_channels_", "vector_width"]
+__all__ = ["MIN_WIDTH", "kept_channels", "prune_channels_"]
 
 MIN_WIDTH = 8  # the narrowest rounded width: layers this narrow run well with any rounding
-
-
-def vector_width() -> int:
-    """Float32 lanes of the CPU's widest vector unit that PyTorch detects: 16 with AVX-512, else 8.
-
-    The default channel rounding of a run. ONNX Runtime's and oneDNN's blocked convolution
-    kernels work on channel blocks of this size; on an AVX-512 CPU (ablation machine,
-    onnxruntime, batch 32) a vgg layer of 24 channels ran slower than one of 32, and 40 / 56
-    no faster than 48 / 64, so widths between multiples of 16 cost latency and buy nothing.
-    """
-    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
 
 
 def kept_channels(channels: int, ratio: float, round_to: int = 8) -> int:
@@ -34,7 +23,9 @@ def kept_channels(channels: int, ratio: float, round_to: int = 8) -> int:
     so do groups of 8 to ``round_to`` channels.
     Latency is not monotonic in width: widths that are multiples of 8 map onto vectorised
     kernels (on this CPU a net with channels [8,8,16,16,32,32] ran at 0.163x of dense but
-    [7,7,15,15,30,30] at 0.19x), and on AVX-512 multiples of 16 (see ``vector_width``).
+    [7,7,15,15,30,30] at 0.19x); on AVX-512, ONNX Runtime ran widths between multiples of
+    16 no faster than the next multiple up (24 vs 32, 40 vs 48: see docs/design.md), yet
+    rounding to 16 did not search better in the ablation, so 8 stays the default.
     """
     if not 0.0 <= ratio < 1.0:
         raise InvalidArgumentError(f"`ratio` must be in [0, 1), but got {ratio=}.")

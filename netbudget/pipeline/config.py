@@ -58,9 +58,9 @@ class RunConfig:
         operators: ``channels``, ``prune``, ``bits``; default chosen from the constraints.
         policy: ``layer`` or ``block`` (one knob per layer or per block).
         min_keep: smallest fraction of a unit's original channels that is kept.
-        round_to: kept channel counts are rounded to this multiple (1 disables); ``None``
-            takes the CPU's vector width when the run starts (16 with AVX-512, else 8: see
-            ``netbudget.compress.channels.vector_width``) and stores it in ``run.yaml``.
+        round_to: kept channel counts are rounded to this multiple (1 disables; with more
+            than 8, layers under the half-way point keep 8). 8 by default: 16 matches the
+            AVX-512 kernels' channel blocks, but searched no better in the ablation.
         sampler: a name of ``netbudget.search.SAMPLERS``; ``uniform`` evaluates only the
             uniform-ratio configuration of each step.
         proxy: how candidates are scored: ``reference``, ``bn``, ``lookahead``, ``agreement``.
@@ -109,7 +109,7 @@ class RunConfig:
     operators: list[str] | None = None
     policy: str = "layer"
     min_keep: float = 0.2
-    round_to: int | None = None
+    round_to: int = 8
     sampler: str = "netbudget"
     proxy: str = "lookahead"
     proxy_steps: int = 50
@@ -167,10 +167,6 @@ class RunConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise InvalidArgumentError(f"`{name}` must be {expected}, but got {name}={getattr(self, name)!r}.")
-        if self.round_to is None:
-            from netbudget.compress.channels import vector_width
-
-            self.round_to = vector_width()
         if not isinstance(self.round_to, int) or isinstance(self.round_to, bool) or self.round_to < 1:
             raise InvalidArgumentError(f"`round_to` must be an integer >= 1, but got round_to={self.round_to!r}.")
         if self.startup_trials is not None and self.startup_trials < 1:

@@ -124,18 +124,8 @@ def resume(run_dir: str | Path, *, progress: bool = True, data: Dataset | None =
         InvalidArgumentError: ``run_dir`` holds no run.
     """
     run_dir = Path(run_dir)
-    config = _read_run_yaml(run_dir / "run.yaml")
+    config = RunConfig.read(run_dir / "run.yaml")
     return _Run(run_dir, config, progress=progress).execute(None, data)
-
-
-def _read_run_yaml(path: Path) -> RunConfig:
-    """A run directory's settings; runs started before ``round_to`` existed rounded to 8."""
-    import yaml
-
-    config = RunConfig.read(path)
-    if "round_to" not in (yaml.safe_load(path.read_text()) or {}):
-        config.round_to = 8
-    return config
 
 
 def load(path: str | Path) -> nn.Module:
@@ -206,7 +196,7 @@ class _Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         run_yaml = self.dir / "run.yaml"
         if run_yaml.is_file():
-            previous = _read_run_yaml(run_yaml)
+            previous = RunConfig.read(run_yaml)
             if cfg.storage is None:
                 cfg.storage = previous.storage  # the default storage was resolved when the run started
             if previous.to_dict() != cfg.to_dict():
