@@ -218,7 +218,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     again = netbudget.resume(run_dir, progress=False)
     assert again.summary["evaluations"] == summary["evaluations"]
     same = netbudget.compress("zoo:vgg", "mnist5k", ["latency <= 0.6x", "size <= 0.3x"], run_dir=run_dir,
-                              weights=str(weights), progress=False, **E2E)
+                              weights=str(weights), progress=False, round_to=16, **E2E)
     assert same.summary == summary
     # `report` rebuilds from the storage alone
     for name in ("report.md", "report.html", "cooling.png"):
