@@ -412,9 +412,11 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         if {"exponential-w16", "uniform-w16"} <= set(mean):
             diff, sd, n = _paired(rows, "exponential-w16", base="uniform-w16")
             # against the same pipeline with rounding to 8: the re-check rows where a cell has them
-            gains = [f"{m} {_paired_text(*_paired(rows, f'{m}-w16', base=base))} pt over "
-                     f"{_paired(rows, f'{m}-w16', base=base)[2]}" for m in ("exponential", "uniform")
-                     for base in [f"{m}-recheck" if f"{m}-recheck" in mean else m]]
+            gains = []
+            for m in ("exponential", "uniform"):
+                base = f"{m}-recheck" if f"{m}-recheck" in mean else m
+                gain, gain_sd, k = _paired(rows, f"{m}-w16", base=base)
+                gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
             again = [r["feasible"] for r in rows if r["method"].endswith("-w16")]
             lines.append(f"  With widths in multiples of 16: exponential - uniform = "
                          f"{diff:+.2f} +- {sd:.2f} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); "

@@ -62,7 +62,7 @@ def test_random_configurations_on_every_zoo_network(name: str, data: st.DataObje
                 expected = int(config[dim.name] * weight.numel())
                 assert int((weight == 0).sum()) >= expected
                 assert int((weight == 0).sum()) <= max(expected, int((weight == 0).sum()))
-                assert abs(result.sparsity(layer) - config[dim.name]) <= 1.0 / weight.numel() + 1e-9 or (
+                assert abs(result.sparsity(layer) - config[dim.name]) <= 1.0 / weight.numel() + 1e-6 or (
                     result.sparsity(layer) > config[dim.name]  # codebook snapping never adds zeros; channel
                 )  # pruning may leave already-zero weights
             elif dim.operator == "bits":
