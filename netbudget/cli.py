@@ -225,8 +225,8 @@ def compress(
             "constraints": list(constraint) if constraint else None, "steps": steps, "trials": trials,
             "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
-            "final_epochs": final_epochs, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to, "storage": storage,
-            "seed": seed,
+            "final_epochs": final_epochs, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
+            "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})
         if not settings.get("constraints"):

@@ -151,6 +151,7 @@ class RunConfig:
             ("steps", self.steps >= 1, ">= 1"),
             ("trials", self.trials >= 1, ">= 1"),
             ("min_keep", 0 < self.min_keep < 1, "in (0, 1)"),
+            ("round_to", type(self.round_to) is int and self.round_to >= 1, "an integer >= 1"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("threads", self.threads >= 1, ">= 1"),
             ("step_epochs", self.step_epochs >= 0, ">= 0"),
@@ -167,8 +168,6 @@ class RunConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise InvalidArgumentError(f"`{name}` must be {expected}, but got {name}={getattr(self, name)!r}.")
-        if not isinstance(self.round_to, int) or isinstance(self.round_to, bool) or self.round_to < 1:
-            raise InvalidArgumentError(f"`round_to` must be an integer >= 1, but got round_to={self.round_to!r}.")
         if self.startup_trials is not None and self.startup_trials < 1:
             raise InvalidArgumentError(f"`startup_trials` must be >= 1, but got startup_trials={self.startup_trials}.")
         if self.finetune_samples is not None and self.finetune_samples < 1:
