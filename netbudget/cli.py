@@ -207,6 +207,8 @@ def compress(
     min_keep: float = typer.Option(None, help="Smallest fraction of each layer's channels kept [default: 0.2]."),
     min_margin: float = typer.Option(None, help="Smallest safety margin below a latency bound, fraction [default: 0.04]."),
     round_to: int = typer.Option(None, help="Kept channel counts are rounded to this multiple [default: 8]."),
+    moments: int = typer.Option(None, help="Moments the re-check and verification re-measure at; 1 on a quiet, dedicated machine [default: 5]."),
+    moment_seconds: float = typer.Option(None, help="Seconds between two moments [default: 10]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL [default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning [default: 0]."),
@@ -226,7 +228,7 @@ def compress(
             "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
             "final_epochs": final_epochs, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
-            "storage": storage, "seed": seed,
+            "moments": moments, "moment_seconds": moment_seconds, "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})
         if not settings.get("constraints"):

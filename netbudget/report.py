@@ -154,7 +154,10 @@ def _before_after(meta: dict[str, Any], summary: dict[str, Any]) -> list[tuple[s
         verdict = "met" if c["satisfied"] else "MISSED"
         change = f"{c['ratio']:.3f}x, bound {format_value(c['bound'], c['unit'])}: {verdict}"
         if c["remeasurements"] > 1:
-            change += (f" (upper {100 * summary.get('confidence', 0.95):.0f} % bound of the mean {c['upper_confidence'] / c['original']:.3f}x; "
+            moments = len(c.get("moment_means") or [0])
+            over = f" over {moments} moments" if moments > 1 else ""
+            change += (f" (upper {100 * summary.get('confidence', 0.95):.0f} % bound of the mean "
+                       f"{c['upper_confidence'] / c['original']:.3f}x{over}; "
                        f"{c['violations']}/{c['remeasurements']} single re-measurements above)")
         rows.append((c["text"], format_value(c["original"], c["unit"]), format_value(c["final"], c["unit"]), change))
     before, after = summary["metrics"]["original"], summary["metrics"]["final"]

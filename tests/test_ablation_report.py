@@ -40,6 +40,8 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     rows += [_row("uniform-recheck", s, 0.90 + 0.02 * s, feasible=s == 0) for s in range(2)]
     rows += [_row("exponential-margin4", s, 0.895 + 0.01 * s) for s in range(3)]
     rows += [_row("exponential-w16", s, 0.96) for s in range(2)] + [_row("uniform-w16", s, 0.93) for s in range(2)]
+    rows += [_row("exponential-moments", s, 0.91 + 0.01 * s) for s in range(2)]
+    rows += [_row("uniform-moments", s, 0.89 + 0.02 * s) for s in range(2)]
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
     out = tmp_path / "ablation.json"
     out.write_text(json.dumps(results))
@@ -48,7 +50,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert "exponential - uniform = +1.00 +- 0.00 pt over 3 paired seeds (met)" in text
     assert "Methods ahead of exponential (paired): penalty (+1.00 pt, clearly) (MISSED)" in text
     assert "tpe (" not in text
-    assert "Feasible on re-measurement: 20/22 runs (MISSED)" in text
+    assert "Feasible on re-measurement: 24/26 runs (MISSED)" in text
     assert ("With the re-check (current pipeline): exponential - uniform = +4.00 +- 1.41 pt over 2 paired seeds "
             "(met); feasible 3/4 runs (MISSED)") in text
     assert ("With the 4 % margin (the current default): minus exponential (2 %) = -0.50 +- 0.00 pt over 3 paired "
@@ -56,6 +58,9 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert ("With widths in multiples of 16: exponential - uniform = +3.00 +- 0.00 pt "
             "over 2 paired seeds (met); minus rounding to 8: exponential +1.00 +- 0.00 pt over 2, uniform +2.00 +- 1.41 pt "
             "over 2; feasible 4/4 runs (met)") in text
+    assert ("Re-measured at 5 moments (the current default): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
+            "seeds (met); minus one moment: exponential +1.00 +- 0.00 pt over 2, uniform +0.50 +- 0.71 pt over 2; "
+            "feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
     assert out.with_suffix(".png").is_file()
 
@@ -93,3 +98,18 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     assert sorted((p["cell"], p["fidelity"]) for p in results["proxy"]) == [
         ("lat40-small", "bn"), ("size10-small", "bn"), ("size10-small", "reference")]
     assert json.loads(out.read_text())["headroom"][1]["n"] == 21
+
+
+def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablation) -> None:
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["standard"]
+    cell = ablation.CELLS["lat50"]  # ran before the moments default: pinned to one moment
+    old = ablation._method_settings("uniform", search, finetune, 0.04, cell["moments"])
+    assert old["moments"] == 1 and old["sampler"] == "uniform" and old["round_to"] == 8
+    new = ablation._method_settings("uniform-moments", search, finetune, 0.04, cell["moments"])
+    assert new == {**old, "moments": 5, "moment_seconds": 10.0}
+    margin = ablation._method_settings("exponential-margin4", search, finetune, 0.02, 1)
+    assert margin["min_margin"] == 0.04 and margin["sampler"] == "netbudget" and margin["cooling"] == "exponential"
+    one_step = ablation._method_settings("one-step-w16", search, finetune)
+    assert one_step["round_to"] == 16 and one_step["cooling"] == "one-step" and one_step["trials"] == 36
+    assert one_step["moments"] == 5  # a cell without a pin runs the pipeline's default
+

@@ -111,6 +111,9 @@ def test_operators_follow_the_budgets() -> None:
         ({"min_margin": 1.0}, "`min_margin` must be in [0, 1), but got min_margin=1.0"),
         ({"round_to": 0}, "`round_to` must be an integer >= 1, but got round_to=0"),
         ({"round_to": 8.5}, "`round_to` must be an integer >= 1, but got round_to=8.5"),
+        ({"moments": 0}, "`moments` must be an integer from 1 to remeasurements (20), but got moments=0"),
+        ({"moments": 6, "remeasurements": 5}, "`moments` must be an integer from 1 to remeasurements (5), but got moments=6"),
+        ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -174,7 +177,8 @@ def _onnx_latency_ratio(model_path: Path, original_path: Path, shape: tuple[int,
     return float(np.mean(times[0]) / np.mean(times[1]))
 
 
-E2E = {"steps": 2, "trials": 5, "final_epochs": 1, "step_epochs": 1, "remeasurements": 10, "proxy": "bn"}
+E2E = {"steps": 2, "trials": 5, "final_epochs": 1, "step_epochs": 1, "remeasurements": 10, "moment_seconds": 1.0,
+       "proxy": "bn"}
 
 
 @pytest.mark.slow
@@ -189,7 +193,9 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert result.feasible and summary["feasible"] is True
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
-    assert summary["round_to"] == 16
+    assert summary["round_to"] == 16 and summary["moments"] == 5
+    latency = next(c for c in summary["constraints"] if c["key"] == "latency.mean")
+    assert len(latency["moment_means"]) == 5 and latency["remeasurements"] == 10
     for layer in summary["layers"][:-1]:  # multiples of 16, or 8 for narrow layers; the output keeps its classes
         assert layer["out_after"] in (layer["out_before"], MIN_WIDTH) or layer["out_after"] % 16 == 0
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
@@ -293,6 +299,8 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "size <= 0.5x", "--steps", "0"], 2, "`steps` must be >= 1"),
         (["--constraint", "latency <= 0.5x", "--min-margin", "-0.1"], 2, "`min_margin` must be in [0, 1)"),
         (["--constraint", "latency <= 0.5x", "--round-to", "0"], 2, "`round_to` must be an integer >= 1"),
+        (["--constraint", "latency <= 0.5x", "--moments", "0"], 2, "`moments` must be an integer from 1 to"),
+        (["--constraint", "latency <= 0.5x", "--moment-seconds", "-5"], 2, "`moment_seconds` must be >= 0"),
         ([], 2, "No budget given"),
     ],
 )
@@ -364,6 +372,7 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         result = netbudget.compress(
             "zoo:vgg", "digits", ["drift <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
             progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            moment_seconds=0,
         )
         assert result.feasible is False and result.model is None
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
@@ -404,14 +413,16 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         result = netbudget.compress(
             "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
             progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            moment_seconds=0,
         )
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         tries = summary["recheck"]["tries"]
         winner = netbudget.load(run_dir / "steps" / "0" / "model.pt")
         # the step's winner met 0.7 during the search and misses it by 20 % later
         assert 0.7 / 1.2 < count_params(winner) / count_params(reference) <= 0.7
-        assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(
-            1.2 * count_params(winner) / count_params(reference))}, "passed": False}
+        drifted = 1.2 * count_params(winner) / count_params(reference)
+        assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(drifted)},
+                            "passed": False, "moment_means": {"drift.value": [pytest.approx(drifted)] * 5}}
         assert all(not t["passed"] for t in tries[:-1]) and tries[-1]["passed"]
         assert len(tries) > 1 and summary["recheck"]["position"] == pytest.approx((len(tries) - 1) / 32)
         # the thinned network is the one fine-tuned, verified and exported
@@ -426,3 +437,61 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         assert count_params(again.model) == count_params(result.model)
     finally:
         unregister_metric("drift")
+
+
+def test_upper_confidence_is_taken_over_moments_not_over_correlated_re_measurements() -> None:
+    from scipy.stats import t as student
+
+    from netbudget.pipeline.run import _upper_confidence
+
+    means = [1.0, 1.1, 0.9, 1.2, 1.0]
+    moments = [[m, m] for m in means]  # two identical re-measurements per moment
+    expected = np.mean(means) + student.ppf(0.95, 4) * np.std(means, ddof=1) / np.sqrt(5)
+    assert _upper_confidence(moments, 0.95) == pytest.approx(expected)
+    # the same ten values taken as independent give a narrower, overconfident bound
+    flat = [v for m in moments for v in m]
+    assert _upper_confidence([flat], 0.95) < expected - 0.03
+    assert _upper_confidence([[5.0]], 0.95) == 5.0  # an exact value is its own bound
+
+
+def test_re_check_and_verification_re_measure_at_moments_apart(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scipy.stats import t as student
+
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    state = {"moment": 0}
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # each pause starts a new moment of a machine whose speed wanders
+        pauses.append(seconds)
+        state["moment"] += 1
+
+    monkeypatch.setattr(pipeline_run.time, "sleep", pause)
+    register_metric("wander", lambda model: 1.0 + 0.05 * state["moment"], "units")
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["wander <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
+            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            remeasurements=10, moments=5, moment_seconds=7.0,
+        )
+        assert result.feasible
+        assert pauses == [7.0] * 8  # 4 between the re-check's 5 moments, 4 between verification's
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        assert summary["moments"] == 5 and summary["moment_seconds"] == 7.0
+        recheck = summary["recheck"]["tries"][0]["moment_means"]["wander.value"]
+        assert recheck == pytest.approx([1.0, 1.05, 1.1, 1.15, 1.2])
+        wander = next(c for c in summary["constraints"] if c["key"] == "wander.value")
+        means = [1.2, 1.25, 1.3, 1.35, 1.4]
+        assert wander["moment_means"] == pytest.approx(means) and wander["remeasurements"] == 10
+        assert wander["upper_confidence"] == pytest.approx(
+            np.mean(means) + student.ppf(0.95, 4) * np.std(means, ddof=1) / np.sqrt(5))
+        macs = next(c for c in summary["constraints"] if c["key"] == "macs.dense")
+        assert macs["remeasurements"] == 1  # computed exactly, not re-measured
+        assert "over 5 moments" in (run_dir / "report" / "report.md").read_text()
+    finally:
+        unregister_metric("wander")
+

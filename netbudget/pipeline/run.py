@@ -546,13 +546,25 @@ class _Run:
         return space.uniform(best)
 
     # ---- re-check, final fine-tune, verification, export
-    def _remeasure(self, module: nn.Module, c: Constraint) -> list[float]:
-        """``remeasurements`` independent measurements of a noisy budget (base units; a
-        relative bound is judged as ratio x original, immune to the machine's drift)."""
-        values = []
-        for _ in range(self.config.remeasurements):
-            m = measure(module, c, self.context)
-            values.append(m.ratio * self.original_values[c.key] if (c.relative and m.ratio is not None) else m.value)
+    def _remeasure(self, module: nn.Module, constraints: Sequence[Constraint]) -> dict[str, list[list[float]]]:
+        """``remeasurements`` independent measurements of each noisy budget, spread over
+        ``moments`` moments ``moment_seconds`` apart: per budget key, the values of each moment
+        (base units; a relative bound is judged as ratio x original, immune to a uniformly
+        slower machine)."""
+        cfg = self.config
+        values: dict[str, list[list[float]]] = {c.key: [] for c in constraints}
+        if not constraints:
+            return values
+        for i, group in enumerate(np.array_split(np.arange(cfg.remeasurements), cfg.moments)):
+            if i > 0 and cfg.moment_seconds > 0:
+                time.sleep(cfg.moment_seconds)
+            for c in constraints:
+                moment = []
+                for _ in group:
+                    m = measure(module, c, self.context)
+                    moment.append(m.ratio * self.original_values[c.key] if (c.relative and m.ratio is not None)
+                                  else m.value)
+                values[c.key].append(moment)
         return values
 
     def _recheck(self, current: nn.Module) -> nn.Module:
@@ -581,11 +593,13 @@ class _Run:
                 module = current if i == 0 else self._thinned(current, position)
                 if i > 0 and module is current:
                     break  # every layer is at --min-keep already: nothing left to thin
-                upper = {c.key: _upper_confidence(self._remeasure(module, c), self.config.confidence) for c in noisy}
+                values = self._remeasure(module, noisy)
+                upper = {k: _upper_confidence(v, self.config.confidence) for k, v in values.items()}
                 passed = all(upper[k] <= v for k, v in thresholds.items())
-                tries.append({"position": position, "upper_confidence": upper, "passed": passed})
+                tries.append({"position": position, "upper_confidence": upper, "passed": passed,
+                              "moment_means": {k: [float(np.mean(m)) for m in v] for k, v in values.items()}})
                 text = ", ".join(f"{c.metric} {format_value(upper[c.key], c.unit)} (upper "
-                                 f"{100 * self.config.confidence:.0f} % bound) against "
+                                 f"{100 * self.config.confidence:.0f} % bound{_over(self.config.moments)}) against "
                                  f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
                 what = "the winner" if i == 0 else f"the winner thinned by {position:.3f}"
                 self.console.print(f"[bold]re-check[/] of {what}: {text}: {'holds' if passed else 'misses'}")
@@ -629,17 +643,20 @@ class _Run:
             fine_tune(candidate, self.data.train, self._fit(cfg.final_epochs, seed=cfg.seed + 2000),
                       teacher=self.original if cfg.distill else None, progress=self.progress)
         module = candidate.module.eval()
-        self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per measured budget")
+        noisy = [c for c in self.constraints if not _exact(c)]
+        if noisy:
+            spread = (f" over {cfg.moments} moments {cfg.moment_seconds:g} s apart" if cfg.moments > 1 else "")
+            self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per "
+                               f"measured budget{spread}")
+        measured_values = self._remeasure(module, noisy)
         rows, feasible = [], True
         for c in self.constraints:
             original = self.original_values[c.key]
             bound = self.targets[c.key]
-            if _exact(c):
-                values = [measure(module, c, self.context).value]
-            else:
-                values = self._remeasure(module, c)
+            moments = measured_values.get(c.key) or [[measure(module, c, self.context).value]]
+            values = [v for moment in moments for v in moment]
             violations = sum(v > bound for v in values)
-            upper = _upper_confidence(values, cfg.confidence)
+            upper = _upper_confidence(moments, cfg.confidence)
             ok = upper <= bound
             feasible &= ok
             final = float(np.median(values))
@@ -647,7 +664,7 @@ class _Run:
                 "text": c.text, "key": c.key, "bound": bound, "unit": c.unit, "original": original,
                 "final": final, "ratio": final / original, "violations": int(violations),
                 "remeasurements": len(values), "max": float(max(values)), "upper_confidence": upper,
-                "satisfied": ok,
+                "moment_means": [float(np.mean(m)) for m in moments], "satisfied": ok,
             })
         accuracy = {"original": self.meta.user_attrs["accuracy_original"], "final": evaluate(module, self.data.test)}
         evaluations = 0
@@ -674,6 +691,8 @@ class _Run:
             "margin": self.margin,
             "round_to": cfg.round_to,
             "confidence": cfg.confidence,
+            "moments": cfg.moments,
+            "moment_seconds": cfg.moment_seconds,
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
             "model": cfg.model,
@@ -720,14 +739,22 @@ def _exact(c: Constraint) -> bool:
     return c.key in COMPUTABLE_KEYS or c.metric == "memory"
 
 
-def _upper_confidence(values: Sequence[float], level: float) -> float:
-    """One-sided upper confidence bound of the mean of ``values`` (Student t); the value itself if exact."""
+def _upper_confidence(moments: Sequence[Sequence[float]], level: float) -> float:
+    """One-sided upper confidence bound (Student t) of the mean of re-measurements grouped by
+    moment: over the moments' means when there are several moments (values taken at one
+    moment are not independent), else over the single values; the value itself if exact."""
+    values = [float(np.mean(m)) for m in moments] if len(moments) > 1 else list(moments[0])
     if len(values) < 2:
         return float(values[0])
     from scipy.stats import t as student
 
     sd = float(np.std(values, ddof=1))
     return float(np.mean(values) + student.ppf(level, len(values) - 1) * sd / math.sqrt(len(values)))
+
+
+def _over(moments: int) -> str:
+    """' over N moments' for a console line, empty for one moment."""
+    return f" over {moments} moments" if moments > 1 else ""
 
 
 def _kept(space: SearchSpace, root: str, ratio: float) -> int:
