@@ -573,8 +573,9 @@ class _Run:
         Latency ratios drift between moments by more than one confirmation's re-timings
         spread (measured over 60 ablation runs: sd 1.9 % against 0.1-0.7 %). So the winner
         must meet the search threshold (bound less the safety margin) again on every budget
-        that verification re-measures (latency, user metrics), judged by the
-        upper confidence bound of ``remeasurements`` timings; if it does not, its channels
+        that verification re-measures (latency, user metrics), judged by the upper
+        confidence bound of ``remeasurements`` timings over ``moments`` moments (as in
+        verification); if it does not, its channels
         are thinned along the uniform line, ``FALLBACK_STEP`` at a time (at most
         ``FALLBACK_TRIES``), and the final fine-tune recovers the accuracy. The outcome is
         stored, so a resumed run takes the same network without re-timing.
@@ -598,8 +599,9 @@ class _Run:
                 passed = all(upper[k] <= v for k, v in thresholds.items())
                 tries.append({"position": position, "upper_confidence": upper, "passed": passed,
                               "moment_means": {k: [float(np.mean(m)) for m in v] for k, v in values.items()}})
+                over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
                 text = ", ".join(f"{c.metric} {format_value(upper[c.key], c.unit)} (upper "
-                                 f"{100 * self.config.confidence:.0f} % bound{_over(self.config.moments)}) against "
+                                 f"{100 * self.config.confidence:.0f} % bound{over}) against "
                                  f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
                 what = "the winner" if i == 0 else f"the winner thinned by {position:.3f}"
                 self.console.print(f"[bold]re-check[/] of {what}: {text}: {'holds' if passed else 'misses'}")
@@ -750,11 +752,6 @@ def _upper_confidence(moments: Sequence[Sequence[float]], level: float) -> float
 
     sd = float(np.std(values, ddof=1))
     return float(np.mean(values) + student.ppf(level, len(values) - 1) * sd / math.sqrt(len(values)))
-
-
-def _over(moments: int) -> str:
-    """' over N moments' for a console line, empty for one moment."""
-    return f" over {moments} moments" if moments > 1 else ""
 
 
 def _kept(space: SearchSpace, root: str, ratio: float) -> int:
