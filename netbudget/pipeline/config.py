@@ -91,8 +91,8 @@ class RunConfig:
             many moments, ``moment_seconds`` apart, and bound the mean over the moments' means
             (1: over the single re-measurements). 5 by default: re-measurements at one moment
             are not independent on a shared machine (vgg, ``latency <= 0.5x``: a network's
-            ratio measured 0.470-0.510 at moments 20 s apart, while 10 back-to-back
-            re-measurements bounded it within +0.5-1.5 %); two ablation runs whose re-check
+            ratio measured 0.470-0.546x at moments 20 s apart, sd 4.4 %, while each moment's 10
+            back-to-back re-measurements bounded it within +0.5-1.5 %); two ablation runs whose re-check
             held failed verification a few minutes later. Use 1 on a quiet, dedicated machine.
         moment_seconds: pause between two moments (seconds).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
