@@ -336,6 +336,32 @@ def test_cli_unreachable_budget_fails_fast_with_exit_1(tmp_path: Path, digits_we
                            weights=str(digits_weights), progress=False)
 
 
+def test_a_measured_budget_fails_fast_only_when_re_measurements_confirm_it(tmp_path: Path, digits_weights: Path) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+
+    calls = {"n": 0}
+
+    def spiky(model: torch.nn.Module) -> float:  # the second call (the most compressed network) hits a slow moment
+        calls["n"] += 1
+        return 3.0 if calls["n"] == 2 else 0.5
+
+    register_metric("spiky", spiky, "units")
+    register_metric("stuck", lambda model: 3.0, "units")  # never below 3: unreachable
+    try:
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["spiky <= 1 units"], run_dir=tmp_path / "spiky", weights=str(digits_weights),
+            progress=False, steps=1, trials=2, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            moment_seconds=0,
+        )
+        assert result.feasible and result.summary["constraints"][0]["final"] == 0.5
+        with pytest.raises(UnreachableBudgetError, match="reaches 3 units \\(median of 7 re-measurements\\)"):
+            netbudget.compress("zoo:vgg", "digits", ["stuck <= 1 units"], run_dir=tmp_path / "stuck",
+                               weights=str(digits_weights), progress=False, operators=["channels"])
+    finally:
+        unregister_metric("spiky")
+        unregister_metric("stuck")
+
+
 def test_round_to_is_8_by_default_and_stored_in_the_run_configuration(tmp_path: Path) -> None:
     assert RunConfig(constraints=["latency <= 0.5x"]).round_to == 8
     path = RunConfig(constraints=["latency <= 0.5x"], round_to=16).write(tmp_path / "run.yaml")

@@ -253,6 +253,10 @@ class _Run:
         # fail fast: the most compressed configuration the space allows
         extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
         reachable = self._measure(extreme.module, relative_to=values)
+        missed = [c for c in self.constraints if not _exact(c) and reachable[c.key] > targets[c.key]]
+        if missed:  # one timing can fall in a slow moment (demo: 0.514x once, 0.456x median of 10)
+            repeats = [self._measure(extreme.module, relative_to=values) for _ in range(CONFIRM_REPEATS)]
+            reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in missed})
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
                 helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
@@ -260,7 +264,8 @@ class _Run:
                 raise UnreachableBudgetError(
                     f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
                     f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "
-                    f"layer's channels kept) reaches {format_value(reachable[c.key], c.unit)} "
+                    f"layer's channels kept) reaches {format_value(reachable[c.key], c.unit)}"
+                    f"{'' if _exact(c) else f' (median of {CONFIRM_REPEATS} re-measurements)'} "
                     f"({reachable[c.key] / values[c.key]:.3f}x of the original {format_value(values[c.key], c.unit)}), "
                     f"above the bound {format_value(targets[c.key], c.unit)}. Relax the budget, {advice}"
                     "or lower --min-keep."
