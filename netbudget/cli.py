@@ -207,7 +207,7 @@ def compress(
     min_keep: float = typer.Option(None, help="Smallest fraction of each layer's channels kept [default: 0.2]."),
     min_margin: float = typer.Option(None, help="Smallest safety margin below a latency bound, fraction [default: 0.04]."),
     round_to: int = typer.Option(None, help="Kept channel counts are rounded to this multiple [default: 8]."),
-    moments: int = typer.Option(None, help="Moments the re-check and verification re-measure at; 1 on a quiet, dedicated machine [default: 5]."),
+    moments: int = typer.Option(None, help="Moments the re-check and verification re-measure at; 5 on a shared machine [default: 1]."),
     moment_seconds: float = typer.Option(None, help="Seconds between two moments [default: 10]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL [default: sqlite:///RUN_DIR/study.db]."),

@@ -58,7 +58,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert ("With widths in multiples of 16: exponential - uniform = +3.00 +- 0.00 pt "
             "over 2 paired seeds (met); minus rounding to 8: exponential +1.00 +- 0.00 pt over 2, uniform +2.00 +- 1.41 pt "
             "over 2; feasible 4/4 runs (met)") in text
-    assert ("Re-measured at 5 moments (the current default): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
+    assert ("Re-measured at 5 moments (`moments=5`): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
             "seeds (met); minus one moment: exponential +1.00 +- 0.00 pt over 2, uniform +0.50 +- 0.71 pt over 2; "
             "feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
@@ -111,5 +111,5 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert margin["min_margin"] == 0.04 and margin["sampler"] == "netbudget" and margin["cooling"] == "exponential"
     one_step = ablation._method_settings("one-step-w16", search, finetune)
     assert one_step["round_to"] == 16 and one_step["cooling"] == "one-step" and one_step["trials"] == 36
-    assert one_step["moments"] == 5  # a cell without a pin runs the pipeline's default
+    assert one_step["moments"] == 1  # a cell without a pin runs the pipeline's default
 

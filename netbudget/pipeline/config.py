@@ -89,11 +89,15 @@ class RunConfig:
         remeasurements: independent re-measurements of each measured constraint at the end.
         moments: the re-check and the verification spread their re-measurements over this
             many moments, ``moment_seconds`` apart, and bound the mean over the moments' means
-            (1: over the single re-measurements). 5 by default: re-measurements at one moment
+            (1, the default: over the single re-measurements). Re-measurements at one moment
             are not independent on a shared machine (vgg, ``latency <= 0.5x``: a network's
             ratio measured 0.470-0.546x at moments 20 s apart, sd 4.4 %, while each moment's 10
             back-to-back re-measurements bounded it within +0.5-1.5 %); two ablation runs whose re-check
-            held failed verification a few minutes later. Use 1 on a quiet, dedicated machine.
+            held failed verification a few minutes later; with 5 moments the ablation's
+            ``latency <= 0.5x`` cell verified 10 of 10 runs, but the wider bound failed the
+            demo and the end-to-end test in CI (networks at the re-check threshold: the 4 %
+            margin does not cover a bound about one between-moment sd wide), so it is opt-in
+            until the re-check leaves room for it.
         moment_seconds: pause between two moments (seconds).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
@@ -133,7 +137,7 @@ class RunConfig:
     safety_sigmas: float = 3.0
     min_margin: float = 0.04
     remeasurements: int = 20
-    moments: int = 5
+    moments: int = 1
     moment_seconds: float = 10.0
     confidence: float = 0.95
     tie_tolerance: float = 0.002
