@@ -347,6 +347,20 @@ def _paired_text(diff: float, sd: float, n: int) -> str:
     return f"{diff:+.2f}" + (f" +- {sd:.2f}" if not math.isnan(sd) else "")
 
 
+def _rerun_line(rows: list[dict], suffix: str, title: str, versus: str, bases: dict[str, str]) -> str:
+    """Goal line of ``exponential`` / ``uniform`` re-run as ``<method><suffix>``: their paired
+    difference, each against ``bases[method]`` (the rows it re-runs), and feasibility."""
+    diff, sd, n = _paired(rows, f"exponential{suffix}", base=f"uniform{suffix}")
+    gains = []
+    for m in ("exponential", "uniform"):
+        gain, gain_sd, k = _paired(rows, f"{m}{suffix}", base=bases[m])
+        gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
+    again = [r["feasible"] for r in rows if r["method"].endswith(suffix)]
+    return (f"  {title}: exponential - uniform = {diff:+.2f} +- {sd:.2f} pt over {n} paired seeds "
+            f"({'met' if diff >= 0 else 'MISSED'}); minus {versus}: {', '.join(gains)}; feasible "
+            f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
+
+
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
     """The Markdown table (``.md``) and the paired-difference plot (``.png``) next to ``out``."""
     lines = ["# Ablation: search methods against the uniform baseline", "",
@@ -421,29 +435,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                          f"{_paired_text(diff, sd, n)} pt over {n}; feasible {sum(again)}/{len(again)} runs "
                          f"({'met' if all(again) else 'MISSED'}).")
         if {"exponential-w16", "uniform-w16"} <= set(mean):
-            diff, sd, n = _paired(rows, "exponential-w16", base="uniform-w16")
             # against the same pipeline with rounding to 8: the re-check rows where a cell has them
-            gains = []
-            for m in ("exponential", "uniform"):
-                base = f"{m}-recheck" if f"{m}-recheck" in mean else m
-                gain, gain_sd, k = _paired(rows, f"{m}-w16", base=base)
-                gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
-            again = [r["feasible"] for r in rows if r["method"].endswith("-w16")]
-            lines.append(f"  With widths in multiples of 16: exponential - uniform = "
-                         f"{diff:+.2f} +- {sd:.2f} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); "
-                         f"minus rounding to 8: {', '.join(gains)}; feasible {sum(again)}/{len(again)} runs "
-                         f"({'met' if all(again) else 'MISSED'}).")
+            bases = {m: f"{m}-recheck" if f"{m}-recheck" in mean else m for m in ("exponential", "uniform")}
+            lines.append(_rerun_line(rows, "-w16", "With widths in multiples of 16", "rounding to 8", bases))
         if {"exponential-moments", "uniform-moments"} <= set(mean):
-            diff, sd, n = _paired(rows, "exponential-moments", base="uniform-moments")
-            gains = []
-            for m in ("exponential", "uniform"):
-                gain, gain_sd, k = _paired(rows, f"{m}-moments", base=m)
-                gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
-            again = [r["feasible"] for r in rows if r["method"].endswith("-moments")]
-            lines.append(f"  Re-measured at 5 moments (`moments=5`): exponential - uniform = "
-                         f"{diff:+.2f} +- {sd:.2f} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); "
-                         f"minus one moment: {', '.join(gains)}; feasible {sum(again)}/{len(again)} runs "
-                         f"({'met' if all(again) else 'MISSED'}).")
+            lines.append(_rerun_line(rows, "-moments", "Re-measured at 5 moments (`moments=5`)", "one moment",
+                                     {"exponential": "exponential", "uniform": "uniform"}))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:

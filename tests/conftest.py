@@ -28,3 +28,18 @@ def vgg_mnist5k(tmp_path_factory: pytest.TempPathFactory) -> torch.nn.Module:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NETBUDGET_CACHE", str(tmp_path_factory.mktemp("session-cache")))
         return pretrained("vgg", "mnist5k", epochs=15, progress=False)
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """Import a script of ``benchmarks/`` (not a package) by name, e.g. ``load_benchmark("ablation")``."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+

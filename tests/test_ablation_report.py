@@ -1,20 +1,13 @@
 """The ablation's Markdown goal check compares methods paired by seed (benchmarks/ablation.py)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ablation(load_benchmark):
+    return load_benchmark("ablation")
 
 
 def _row(method: str, seed: int, top1: float, feasible: bool = True) -> dict:

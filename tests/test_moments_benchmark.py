@@ -1,19 +1,12 @@
 """The moments benchmark's exceedance counts (benchmarks/moments.py), on made-up bursts."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def moments():
-    spec = importlib.util.spec_from_file_location("moments", ROOT / "benchmarks" / "moments.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def moments(load_benchmark):
+    return load_benchmark("moments")
 
 
 def test_a_bound_from_one_moment_is_overconfident_when_moments_wander(moments) -> None:
