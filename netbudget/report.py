@@ -195,6 +195,15 @@ def _markdown(config, meta, steps, summary, images) -> str:
         verdict = "FEASIBLE: every budget held on re-measurement" if summary["feasible"] else \
             "INFEASIBLE: a budget was missed on re-measurement; no model was exported"
         lines += [f"**{verdict}.** {summary['evaluations']} candidates evaluated in {summary['seconds']:.0f} s.", ""]
+        for n, repair in enumerate(summary.get("repairs") or [], start=1):
+            missed = ", ".join(f"`{k}` upper bound {v:.4g}" for k, v in repair["missed"].items())
+            if repair["passed"]:
+                outcome = (f"channels thinned by {repair['position']:.3f} of their remaining range, fine-tuned "
+                           f"{config.step_epochs} epoch(s), verified again: "
+                           f"{'met' if repair['feasible'] else 'missed'}")
+            else:
+                outcome = "no thinner network met the searched bound; the run stopped there"
+            lines += [f"Repair {n}: verification missed ({missed}); {outcome}.", ""]
         lines += ["| | original | compressed | change |", "|---|---:|---:|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _before_after(meta, summary)]
         lines.append("")

@@ -114,6 +114,8 @@ def test_operators_follow_the_budgets() -> None:
         ({"moments": 0}, "`moments` must be an integer from 1 to remeasurements (20), but got moments=0"),
         ({"moments": 6, "remeasurements": 5}, "`moments` must be an integer from 1 to remeasurements (5), but got moments=6"),
         ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
+        ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
+        ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -192,9 +194,10 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert result.feasible and summary["feasible"] is True
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
-    assert summary["round_to"] == 16 and summary["moments"] == 1  # the default: one moment
+    assert summary["round_to"] == 16 and summary["moments"] == 5  # the default: five moments
     latency = next(c for c in summary["constraints"] if c["key"] == "latency.mean")
-    assert len(latency["moment_means"]) == 1 and latency["remeasurements"] == 10
+    assert len(latency["moment_means"]) == 5 and latency["remeasurements"] == 10
+    assert len(summary["repairs"]) <= 2  # verification may miss on a drifting machine: at most 2 repairs
     for layer in summary["layers"][:-1]:  # multiples of 16, or 8 for narrow layers; the output keeps its classes
         assert layer["out_after"] in (layer["out_before"], MIN_WIDTH) or layer["out_after"] % 16 == 0
     assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
@@ -300,6 +303,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "latency <= 0.5x", "--round-to", "0"], 2, "`round_to` must be an integer >= 1"),
         (["--constraint", "latency <= 0.5x", "--moments", "0"], 2, "`moments` must be an integer from 1 to"),
         (["--constraint", "latency <= 0.5x", "--moment-seconds", "-5"], 2, "`moment_seconds` must be >= 0"),
+        (["--constraint", "latency <= 0.5x", "--repairs", "-1"], 2, "`repairs` must be an integer >= 0"),
         ([], 2, "No budget given"),
     ],
 )
@@ -405,9 +409,15 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         drift = next(c for c in summary["constraints"] if c["text"] == "drift <= 2 units")
         assert drift["final"] == 5.0 and drift["violations"] == drift["remeasurements"] == 20
         assert not list((run_dir / "final").glob("model.*"))
-        assert "INFEASIBLE" in (run_dir / "report" / "report.md").read_text()
+        # the repair thinned the network step by step and gave up: no thinner network met the bound
+        (repair,) = summary["repairs"]
+        assert repair["missed"] == {"drift.value": 5.0} and repair["passed"] is False
+        assert [t["position"] for t in repair["tries"]] == pytest.approx([i / 32 for i in range(1, 9)])
+        report = (run_dir / "report" / "report.md").read_text()
+        assert "INFEASIBLE" in report and "Repair 1: verification missed" in report
         exit_code, output = _cli(["resume", str(run_dir), "--quiet"])
-        assert exit_code == 1 and "not met" in output
+        assert exit_code == 1 and "INFEASIBLE after" in output and "and 1 repair," in output
+        assert "not met on re-measurement, even after 1 repair; no model was exported." in output
     finally:
         unregister_metric("drift")
 
@@ -447,7 +457,7 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         assert 0.7 / 1.2 < count_params(winner) / count_params(reference) <= 0.7
         drifted = 1.2 * count_params(winner) / count_params(reference)
         assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(drifted)},
-                            "passed": False, "moment_means": {"drift.value": [pytest.approx(drifted)]}}
+                            "passed": False, "moment_means": {"drift.value": [pytest.approx(drifted)] * 5}}
         assert all(not t["passed"] for t in tries[:-1]) and tries[-1]["passed"]
         assert len(tries) > 1 and summary["recheck"]["position"] == pytest.approx((len(tries) - 1) / 32)
         # the thinned network is the one fine-tuned, verified and exported
@@ -460,6 +470,52 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         again = netbudget.resume(run_dir, progress=False)
         assert state["calls"] == 20 and again.summary["recheck"] == summary["recheck"]
         assert count_params(again.model) == count_params(result.model)
+    finally:
+        unregister_metric("drift")
+
+
+def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repaired(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    reference = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    state = {"factor": 1.0}
+    # deterministic in the network; the machine turns 20 % slower from the first verification on
+    register_metric("drift", lambda model: state["factor"] * count_params(model) / count_params(reference), "units")
+    original_verify = pipeline_run._Run._verify
+    verified: list[int] = []
+
+    def verify(self, module):
+        state["factor"] = 1.2
+        verified.append(count_params(module))
+        return original_verify(self, module)
+
+    monkeypatch.setattr(pipeline_run._Run, "_verify", verify)
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
+            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            moment_seconds=0, repairs=1,
+        )
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        winner = netbudget.load(run_dir / "steps" / "0" / "model.pt")
+        assert summary["recheck"]["position"] == 0  # the winner held before the machine slowed down
+        (repair,) = summary["repairs"]
+        missed = 1.2 * count_params(winner) / count_params(reference)
+        assert repair["missed"] == {"drift.value": pytest.approx(missed)} and missed > 0.7
+        assert repair["passed"] and repair["feasible"] and repair["position"] > 0
+        assert all(not t["passed"] for t in repair["tries"][:-1])
+        # the thinned network is the one verified again, reported and exported
+        assert verified == [count_params(winner), count_params(result.model)] and verified[1] < verified[0]
+        assert result.feasible and summary["feasible"]
+        drift = summary["constraints"][0]
+        assert drift["final"] == pytest.approx(1.2 * count_params(result.model) / count_params(reference))
+        assert drift["final"] <= 0.7 and drift["violations"] == 0
+        assert "Repair 1: verification missed" in (run_dir / "report" / "report.md").read_text()
+        assert (run_dir / "final" / "model.onnx").is_file()
     finally:
         unregister_metric("drift")
 

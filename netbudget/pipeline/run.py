@@ -582,45 +582,125 @@ class _Run:
         must meet the search threshold (bound less the safety margin) again on every budget
         that verification re-measures (latency, user metrics), judged by the upper
         confidence bound of ``remeasurements`` timings over ``moments`` moments (as in
-        verification); if it does not, its channels
-        are thinned along the uniform line, ``FALLBACK_STEP`` at a time (at most
-        ``FALLBACK_TRIES``), and the final fine-tune recovers the accuracy. The outcome is
-        stored, so a resumed run takes the same network without re-timing.
+        verification); if it does not, its channels are thinned (``_thin_until_met``) and the
+        final fine-tune recovers the accuracy. The outcome is stored, so a resumed run takes
+        the same network without re-timing.
         """
         noisy = [c for c in self.constraints if not _exact(c)]
         if not noisy:
             return current
         record = self.meta.user_attrs.get("recheck")
-        chosen = None
         if record is None:
-            last = self._thresholds(self._schedule.num_steps - 1)  # the target, less the margin
-            thresholds = {c.key: last[c.key] for c in noisy}
-            tries: list[dict[str, Any]] = []
-            for i in range(FALLBACK_TRIES + 1):
-                position = i * FALLBACK_STEP
-                module = current if i == 0 else self._thinned(current, position)
-                if i > 0 and module is current:
-                    break  # every layer is at --min-keep already: nothing left to thin
-                values = self._remeasure(module, noisy)
-                upper = {k: _upper_confidence(v, self.config.confidence) for k, v in values.items()}
-                passed = all(upper[k] <= v for k, v in thresholds.items())
-                tries.append({"position": position, "upper_confidence": upper, "passed": passed,
-                              "moment_means": {k: [float(np.mean(m)) for m in v] for k, v in values.items()}})
-                over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
-                text = ", ".join(f"{c.metric} {format_value(upper[c.key], c.unit)} (upper "
-                                 f"{100 * self.config.confidence:.0f} % bound{over}) against "
-                                 f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
-                what = "the winner" if i == 0 else f"the winner thinned by {position:.3f}"
-                self.console.print(f"[bold]re-check[/] of {what}: {text}: {'holds' if passed else 'misses'}")
-                chosen = module
-                if passed:
-                    break
+            chosen, tries = self._thin_until_met(current, noisy, first=0, label="re-check")
             record = {"position": tries[-1]["position"], "passed": tries[-1]["passed"], "tries": tries,
-                      "thresholds": thresholds}
+                      "thresholds": self._search_thresholds(noisy)}
             self.meta.set_user_attr("recheck", record)
-        if chosen is not None:  # the network of the last try, which the record names
             return chosen
         return current if record["position"] == 0 else self._thinned(current, record["position"])
+
+    def _search_thresholds(self, noisy: Sequence[Constraint]) -> dict[str, float]:
+        """The last step's threshold of each noisy budget: the target less the safety margin."""
+        last = self._thresholds(self._schedule.num_steps - 1)
+        return {c.key: last[c.key] for c in noisy}
+
+    def _thin_until_met(self, module: nn.Module, noisy: Sequence[Constraint], *, first: int,
+                        label: str) -> tuple[nn.Module, list[dict[str, Any]]]:
+        """Re-measure ``module`` thinned along the uniform line by ``i * FALLBACK_STEP`` of its
+        channels' remaining range, ``i`` from ``first`` to ``FALLBACK_TRIES``, until the upper
+        confidence bound of every noisy budget meets its search threshold. Returns the network
+        of the last try and the tries (empty when nothing could be thinned)."""
+        thresholds = self._search_thresholds(noisy)
+        tries: list[dict[str, Any]] = []
+        chosen = module
+        for i in range(first, FALLBACK_TRIES + 1):
+            position = i * FALLBACK_STEP
+            candidate = module if i == 0 else self._thinned(module, position)
+            if i > 0 and candidate is module:
+                break  # every layer is at --min-keep already: nothing left to thin
+            values = self._remeasure(candidate, noisy)
+            upper = {k: _upper_confidence(v, self.config.confidence) for k, v in values.items()}
+            passed = all(upper[k] <= v for k, v in thresholds.items())
+            tries.append({"position": position, "upper_confidence": upper, "passed": passed,
+                          "moment_means": {k: [float(np.mean(m)) for m in v] for k, v in values.items()}})
+            over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
+            text = ", ".join(f"{c.metric} {format_value(upper[c.key], c.unit)} (upper "
+                             f"{100 * self.config.confidence:.0f} % bound{over}) against "
+                             f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
+            what = "the winner" if i == 0 else f"the network thinned by {position:.3f}"
+            self.console.print(f"[bold]{label}[/] of {what}: {text}: {'holds' if passed else 'misses'}")
+            chosen = candidate
+            if passed:
+                break
+        return chosen, tries
+
+    def _fine_tuned(self, module: nn.Module, epochs: int, *, seed: int, label: str) -> nn.Module:
+        """A copy of ``module`` fine-tuned for ``epochs`` (compression kept), in eval mode."""
+        candidate = CompressedModel(module=copy.deepcopy(module), config={})
+        _inherit_compression(candidate)
+        if epochs > 0:
+            self.console.print(f"[bold]{label}[/]: {epochs} epoch(s)")
+            fine_tune(candidate, self.data.train, self._fit(epochs, seed=seed),
+                      teacher=self.original if self.config.distill else None, progress=self.progress)
+        return candidate.module.eval()
+
+    def _verify(self, module: nn.Module) -> tuple[list[dict[str, Any]], bool]:
+        """Independent re-measurement of every budget: one row per constraint, and whether all hold."""
+        cfg = self.config
+        noisy = [c for c in self.constraints if not _exact(c)]
+        if noisy:
+            spread = (f" over {cfg.moments} moments {cfg.moment_seconds:g} s apart" if cfg.moments > 1 else "")
+            self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per "
+                               f"measured budget{spread}")
+        measured_values = self._remeasure(module, noisy)
+        rows, feasible = [], True
+        for c in self.constraints:
+            original = self.original_values[c.key]
+            bound = self.targets[c.key]
+            moments = measured_values.get(c.key) or [[measure(module, c, self.context).value]]
+            values = [v for moment in moments for v in moment]
+            violations = sum(v > bound for v in values)
+            upper = _upper_confidence(moments, cfg.confidence)
+            ok = upper <= bound
+            feasible &= ok
+            final = float(np.median(values))
+            rows.append({
+                "text": c.text, "key": c.key, "bound": bound, "unit": c.unit, "original": original,
+                "final": final, "ratio": final / original, "violations": int(violations),
+                "remeasurements": len(values), "max": float(max(values)), "upper_confidence": upper,
+                "moment_means": [float(np.mean(m)) for m in moments], "satisfied": ok,
+            })
+        return rows, bool(feasible)
+
+    def _repaired(self, module: nn.Module, rows: list[dict[str, Any]], feasible: bool
+                  ) -> tuple[nn.Module, list[dict[str, Any]], bool, list[dict[str, Any]]]:
+        """When verification misses a measured budget (the machine drifted past the safety
+        margin), up to ``repairs`` times: thin the channels until a fresh re-measurement meets
+        the search threshold again, fine-tune ``step_epochs``, and verify anew. Returns the
+        last verified network, its rows, its verdict and one record per repair."""
+        cfg = self.config
+        noisy = [c for c in self.constraints if not _exact(c)]
+        records: list[dict[str, Any]] = []
+        while not feasible and len(records) < cfg.repairs:
+            missed = [r for r in rows if not r["satisfied"]]
+            if any(r["key"] not in {c.key for c in noisy} for r in missed):
+                break  # an exact budget cannot drift: thinning is not the answer
+            n = len(records) + 1
+            text = ", ".join(f"{r['text']} (upper bound {format_value(r['upper_confidence'], r['unit'])} "
+                             f"against {format_value(r['bound'], r['unit'])})" for r in missed)
+            self.console.print(f"[bold]verification[/] missed {text}: repair {n}/{cfg.repairs}: thinning the "
+                               f"channels, then {cfg.step_epochs} epoch(s) of fine-tuning")
+            thinned, tries = self._thin_until_met(module, noisy, first=1, label=f"repair {n}")
+            passed = bool(tries) and tries[-1]["passed"]
+            record = {"missed": {r["key"]: r["upper_confidence"] for r in missed}, "tries": tries,
+                      "position": tries[-1]["position"] if tries else None, "passed": passed}
+            if not passed:
+                self.console.print(f"repair {n}: no thinner network meets the search threshold; giving up")
+                records.append(record)
+                break
+            module = self._fine_tuned(thinned, cfg.step_epochs, seed=cfg.seed + 3000 + n, label=f"repair {n} fine-tune")
+            rows, feasible = self._verify(module)
+            records.append({**record, "feasible": feasible})
+        return module, rows, feasible, records
 
     def _thinned(self, module: nn.Module, position: float) -> nn.Module:
         """``module`` with every channel group thinned to ``position`` of its remaining range
@@ -645,36 +725,9 @@ class _Run:
             module = load(final_dir / "model.pt") if summary["feasible"] else None
             return CompressionResult(self.dir, summary["feasible"], module, summary)
         current = self._recheck(current)
-        candidate = CompressedModel(module=copy.deepcopy(current), config={})
-        _inherit_compression(candidate)
-        if cfg.final_epochs > 0:
-            self.console.print(f"[bold]final fine-tune[/]: {cfg.final_epochs} epoch(s)")
-            fine_tune(candidate, self.data.train, self._fit(cfg.final_epochs, seed=cfg.seed + 2000),
-                      teacher=self.original if cfg.distill else None, progress=self.progress)
-        module = candidate.module.eval()
-        noisy = [c for c in self.constraints if not _exact(c)]
-        if noisy:
-            spread = (f" over {cfg.moments} moments {cfg.moment_seconds:g} s apart" if cfg.moments > 1 else "")
-            self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per "
-                               f"measured budget{spread}")
-        measured_values = self._remeasure(module, noisy)
-        rows, feasible = [], True
-        for c in self.constraints:
-            original = self.original_values[c.key]
-            bound = self.targets[c.key]
-            moments = measured_values.get(c.key) or [[measure(module, c, self.context).value]]
-            values = [v for moment in moments for v in moment]
-            violations = sum(v > bound for v in values)
-            upper = _upper_confidence(moments, cfg.confidence)
-            ok = upper <= bound
-            feasible &= ok
-            final = float(np.median(values))
-            rows.append({
-                "text": c.text, "key": c.key, "bound": bound, "unit": c.unit, "original": original,
-                "final": final, "ratio": final / original, "violations": int(violations),
-                "remeasurements": len(values), "max": float(max(values)), "upper_confidence": upper,
-                "moment_means": [float(np.mean(m)) for m in moments], "satisfied": ok,
-            })
+        module = self._fine_tuned(current, cfg.final_epochs, seed=cfg.seed + 2000, label="final fine-tune")
+        rows, feasible = self._verify(module)
+        module, rows, feasible, repairs = self._repaired(module, rows, feasible)
         accuracy = {"original": self.meta.user_attrs["accuracy_original"], "final": evaluate(module, self.data.test)}
         evaluations = 0
         steps = []
@@ -704,6 +757,7 @@ class _Run:
             "moment_seconds": cfg.moment_seconds,
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
+            "repairs": repairs,
             "model": cfg.model,
             "dataset": cfg.dataset,
         }
