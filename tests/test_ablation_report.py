@@ -35,6 +35,8 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     rows += [_row("exponential-w16", s, 0.96) for s in range(2)] + [_row("uniform-w16", s, 0.93) for s in range(2)]
     rows += [_row("exponential-moments", s, 0.91 + 0.01 * s) for s in range(2)]
     rows += [_row("uniform-moments", s, 0.89 + 0.02 * s) for s in range(2)]
+    rows += [{**_row("exponential-repair", s, 0.90), "repairs": s} for s in range(2)]
+    rows += [_row("uniform-repair", s, 0.91) for s in range(2)]
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
     out = tmp_path / "ablation.json"
     out.write_text(json.dumps(results))
@@ -43,7 +45,7 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert "exponential - uniform = +1.00 +- 0.00 pt over 3 paired seeds (met)" in text
     assert "Methods ahead of exponential (paired): penalty (+1.00 pt, clearly) (MISSED)" in text
     assert "tpe (" not in text
-    assert "Feasible on re-measurement: 24/26 runs (MISSED)" in text
+    assert "Feasible on re-measurement: 28/30 runs (MISSED)" in text
     assert ("With the re-check (current pipeline): exponential - uniform = +4.00 +- 1.41 pt over 2 paired seeds "
             "(met); feasible 3/4 runs (MISSED)") in text
     assert ("With the 4 % margin (the current default): minus exponential (2 %) = -0.50 +- 0.00 pt over 3 paired "
@@ -54,6 +56,9 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert ("Re-measured at 5 moments (`moments=5`): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
             "seeds (met); minus one moment: exponential +1.00 +- 0.00 pt over 2, uniform +0.50 +- 0.71 pt over 2; "
             "feasible 4/4 runs (met)") in text
+    assert ("With the current defaults (5 moments, 4 % margin, up to 2 repairs; 1 run(s) repaired): exponential - "
+            "uniform = -1.00 +- 0.00 pt over 2 paired seeds (MISSED); minus the cell's older settings: exponential "
+            "-0.50 +- 0.71 pt over 2, uniform +1.50 +- 0.71 pt over 2; feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
     assert out.with_suffix(".png").is_file()
 
@@ -95,14 +100,19 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
 
 def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablation) -> None:
     search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["standard"]
-    cell = ablation.CELLS["lat50"]  # ran before the moments default: pinned to one moment
-    old = ablation._method_settings("uniform", search, finetune, 0.04, cell["moments"])
-    assert old["moments"] == 1 and old["sampler"] == "uniform" and old["round_to"] == 8
-    new = ablation._method_settings("uniform-moments", search, finetune, 0.04, cell["moments"])
+    cell = ablation.CELLS["lat50"]  # ran before the moments and repairs defaults: pinned to what its rows ran
+    old = ablation._method_settings("uniform", search, finetune, cell)
+    assert old["moments"] == 1 and old["repairs"] == 0 and old["sampler"] == "uniform" and old["round_to"] == 8
+    assert "constraints" not in old and "min_margin" not in old  # only pipeline settings; lat50 ran with the default
+    new = ablation._method_settings("uniform-moments", search, finetune, cell)
     assert new == {**old, "moments": 5, "moment_seconds": 10.0}
-    margin = ablation._method_settings("exponential-margin4", search, finetune, 0.02, 1)
+    margin = ablation._method_settings("exponential-margin4", search, finetune, ablation.CELLS["lat40"])
     assert margin["min_margin"] == 0.04 and margin["sampler"] == "netbudget" and margin["cooling"] == "exponential"
     one_step = ablation._method_settings("one-step-w16", search, finetune)
     assert one_step["round_to"] == 16 and one_step["cooling"] == "one-step" and one_step["trials"] == 36
-    assert one_step["moments"] == 1  # a cell without a pin runs the pipeline's default
+    assert "moments" not in one_step and "repairs" not in one_step  # a cell without pins: the pipeline's defaults
+    # suffixes combine; the current defaults on a pinned cell
+    both = ablation._method_settings("uniform-w16-repair", search, finetune, ablation.CELLS["lat40"])
+    assert both == {**ablation._method_settings("uniform", search, finetune, ablation.CELLS["lat40"]),
+                    "round_to": 16, "min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2}
 
