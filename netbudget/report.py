@@ -201,6 +201,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
                 outcome = (f"channels thinned by {repair['position']:.3f} of their remaining range, fine-tuned "
                            f"{config.step_epochs} epoch(s), verified again: "
                            f"{'met' if repair['feasible'] else 'missed'}")
+            elif not repair["tries"]:
+                outcome = "every layer was at its smallest width already: nothing left to thin"
             else:
                 outcome = "no thinner network met the searched bound; the run stopped there"
             lines += [f"Repair {n}: verification missed ({missed}); {outcome}.", ""]

@@ -520,6 +520,39 @@ def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repair
         unregister_metric("drift")
 
 
+def test_a_repair_of_a_network_already_at_its_smallest_widths_gives_up_and_says_why(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    state = {"verifying": False}
+    register_metric("drift", lambda model: 5.0 if state["verifying"] else 1.0, "units")
+    original_verify = pipeline_run._Run._verify
+
+    def verify(self, module):
+        state["verifying"] = True
+        return original_verify(self, module)
+
+    monkeypatch.setattr(pipeline_run._Run, "_verify", verify)
+    # every layer at --min-keep: thinning returns the network itself (ablation, vgg latency <= 0.4x)
+    monkeypatch.setattr(pipeline_run._Run, "_thinned", lambda self, module, position: module)
+    try:
+        run_dir = tmp_path / "run"
+        exit_code, output = _cli([
+            "compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
+            "--constraint", "drift <= 2 units", "--steps", "1", "--trials", "3", "--final-epochs", "0",
+            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--run-dir", str(run_dir),
+        ])
+        assert exit_code == 1
+        assert "repair 1: every layer is at --min-keep already: nothing left to thin; giving up" in output
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        assert summary["repairs"] == [{"missed": {"drift.value": 5.0}, "tries": [], "position": None, "passed": False}]
+        assert "nothing left to thin" in (run_dir / "report" / "report.md").read_text()
+    finally:
+        unregister_metric("drift")
+
+
 def test_upper_confidence_is_taken_over_moments_not_over_correlated_re_measurements() -> None:
     from scipy.stats import t as student
 

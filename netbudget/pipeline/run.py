@@ -694,7 +694,9 @@ class _Run:
             record = {"missed": {r["key"]: r["upper_confidence"] for r in missed}, "tries": tries,
                       "position": tries[-1]["position"] if tries else None, "passed": passed}
             if not passed:
-                self.console.print(f"repair {n}: no thinner network meets the search threshold; giving up")
+                why = ("every layer is at --min-keep already: nothing left to thin" if not tries
+                       else "no thinner network meets the search threshold")
+                self.console.print(f"repair {n}: {why}; giving up")
                 records.append(record)
                 break
             module = self._fine_tuned(thinned, cfg.step_epochs, seed=cfg.seed + 3000 + n, label=f"repair {n} fine-tune")
