@@ -154,7 +154,7 @@ def _summary_table(result) -> None:
     summary = result.summary
     table = Table(title=f"{summary['model']} on {summary['dataset']}: "
                         f"{'FEASIBLE' if result.feasible else 'INFEASIBLE'} after {summary['evaluations']} "
-                        f"evaluations{_repairs_text(summary)}, {summary['seconds']:.0f} s")
+                        f"evaluations{_repairs_text(summary, ' and ')}, {summary['seconds']:.0f} s")
     for column in ("", "original", "compressed", "change"):
         table.add_column(column, justify="left" if column in ("", "change") else "right")
     for row in _before_after({}, summary):
@@ -162,9 +162,10 @@ def _summary_table(result) -> None:
     console.print(table)
 
 
-def _repairs_text(summary: dict) -> str:
+def _repairs_text(summary: dict, prefix: str) -> str:
+    """``prefix`` + "1 repair" / "N repairs", or "" when the run made none."""
     n = len(summary.get("repairs") or [])
-    return f" and {n} repair{'s' if n > 1 else ''}" if n else ""
+    return f"{prefix}{n} repair{'s' if n > 1 else ''}" if n else ""
 
 
 def _finish_run(result) -> None:
@@ -175,8 +176,7 @@ def _finish_run(result) -> None:
     if result.feasible:
         console.print(f"model:  {run_dir / 'final' / 'model.pt'} (netbudget.load), model.onnx, model.nbz", soft_wrap=True)
     else:
-        n = len(summary.get("repairs") or [])
-        after = f", even after {n} repair{'s' if n > 1 else ''}" if n else ""
+        after = _repairs_text(summary, ", even after ")
         err_console.print(f"[bold red]The budget was not met on re-measurement{after}; no model was exported.[/]",
                           soft_wrap=True)
         raise typer.Exit(code=1)

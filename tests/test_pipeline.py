@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -265,7 +266,7 @@ def test_kill_9_then_resume_never_redoes_completed_trials(tmp_path: Path, digits
     while time.time() < deadline and process.poll() is None:
         try:
             before = _completed(run_dir / "study.db")
-        except Exception:  # noqa: BLE001 - the database may be mid-creation or locked: keep the last reading
+        except Exception:  # noqa: BLE001, S110 - the database may be mid-creation or locked: keep the last reading
             pass
         if len(before) >= 3:
             break
@@ -380,23 +381,32 @@ def test_a_run_directory_is_not_reused_with_other_settings(tmp_path: Path, digit
                            progress=False)
 
 
-def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exported(
-    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def _drift_jumps_at(monkeypatch: pytest.MonkeyPatch, method: str, after: float = 5.0):
+    """A user metric ``drift`` that reads 1.0 until ``_Run.<method>`` is first called, then ``after``."""
     from netbudget.metrics import register_metric, unregister_metric
     from netbudget.pipeline import run as pipeline_run
 
-    state = {"verifying": False}
-    # a user metric that holds during the search and is missed when re-measured at the end
-    register_metric("drift", lambda model: 5.0 if state["verifying"] else 1.0, "units")
-    original_finish = pipeline_run._Run._finish
+    state = {"jumped": False}
+    register_metric("drift", lambda model: after if state["jumped"] else 1.0, "units")
+    original = getattr(pipeline_run._Run, method)
 
-    def finish(self, current):
-        state["verifying"] = True
-        return original_finish(self, current)
+    def wrapped(self, *args):
+        state["jumped"] = True
+        return original(self, *args)
 
-    monkeypatch.setattr(pipeline_run._Run, "_finish", finish)
+    monkeypatch.setattr(pipeline_run._Run, method, wrapped)
     try:
+        yield
+    finally:
+        unregister_metric("drift")
+
+
+def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exported(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a user metric that holds during the search and is missed when re-measured at the end
+    with _drift_jumps_at(monkeypatch, "_finish"):
         run_dir = tmp_path / "run"
         result = netbudget.compress(
             "zoo:vgg", "digits", ["drift <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
@@ -418,8 +428,6 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         exit_code, output = _cli(["resume", str(run_dir), "--quiet"])
         assert exit_code == 1 and "INFEASIBLE after" in output and "and 1 repair," in output
         assert "not met on re-measurement, even after 1 repair; no model was exported." in output
-    finally:
-        unregister_metric("drift")
 
 
 def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tune(
@@ -523,21 +531,11 @@ def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repair
 def test_a_repair_of_a_network_already_at_its_smallest_widths_gives_up_and_says_why(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from netbudget.metrics import register_metric, unregister_metric
     from netbudget.pipeline import run as pipeline_run
 
-    state = {"verifying": False}
-    register_metric("drift", lambda model: 5.0 if state["verifying"] else 1.0, "units")
-    original_verify = pipeline_run._Run._verify
-
-    def verify(self, module):
-        state["verifying"] = True
-        return original_verify(self, module)
-
-    monkeypatch.setattr(pipeline_run._Run, "_verify", verify)
     # every layer at --min-keep: thinning returns the network itself (ablation, vgg latency <= 0.4x)
     monkeypatch.setattr(pipeline_run._Run, "_thinned", lambda self, module, position: module)
-    try:
+    with _drift_jumps_at(monkeypatch, "_verify"):
         run_dir = tmp_path / "run"
         exit_code, output = _cli([
             "compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
@@ -549,8 +547,6 @@ def test_a_repair_of_a_network_already_at_its_smallest_widths_gives_up_and_says_
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         assert summary["repairs"] == [{"missed": {"drift.value": 5.0}, "tries": [], "position": None, "passed": False}]
         assert "nothing left to thin" in (run_dir / "report" / "report.md").read_text()
-    finally:
-        unregister_metric("drift")
 
 
 def test_upper_confidence_is_taken_over_moments_not_over_correlated_re_measurements() -> None:
