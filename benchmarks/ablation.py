@@ -329,6 +329,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
             results["rows"].append({
                 "network": network, "cell": cell, "method": method, "seed": seed,
                 "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
+                # the base network's test top-1: a checkpoint retrained on another machine differs
+                "base_top1": result.summary["accuracy"]["original"],
                 "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
                 "wall_seconds": time.perf_counter() - start,
                 "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
@@ -341,6 +343,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
                 "moments": result.summary["moments"],
                 # repairs after a verification miss (thin, fine-tune, verify again); 0 when none ran
                 "repairs": len(result.summary.get("repairs") or []),
+                # budgets warned as within two safety margins of the reachable floor
+                "warnings": len(result.summary.get("warnings") or []),
             })
             _save(out, results)
 

@@ -172,6 +172,8 @@ def _finish_run(result) -> None:
     summary = result.summary
     _summary_table(result)
     run_dir = result.run_dir
+    for text in summary.get("warnings") or []:  # also printed when the run started; repeated next to the verdict
+        err_console.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True)
     console.print(f"report: {run_dir / 'report' / 'report.html'}", soft_wrap=True)
     if result.feasible:
         console.print(f"model:  {run_dir / 'final' / 'model.pt'} (netbudget.load), model.onnx, model.nbz", soft_wrap=True)

@@ -177,6 +177,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
     if meta.get("margin"):
         lines.append(f"Latency noise {100 * meta.get('noise', 0):.1f} %: measured bounds were searched "
                      f"{100 * meta['margin']:.1f} % below their value.")
+    for text in meta.get("warnings") or []:
+        lines += ["", f"**Warning**: {text}", ""]
     recheck = meta.get("recheck")
     if recheck:
         thinnings = len(recheck["tries"]) - 1

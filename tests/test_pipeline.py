@@ -180,7 +180,9 @@ def _onnx_latency_ratio(model_path: Path, original_path: Path, shape: tuple[int,
     return float(np.mean(times[0]) / np.mean(times[1]))
 
 
-E2E = {"steps": 2, "trials": 5, "final_epochs": 1, "step_epochs": 1, "remeasurements": 10, "proxy": "bn"}
+# moments 2 s apart rather than the default 10 s: a minute less per re-check, verification or repair try
+E2E = {"steps": 2, "trials": 5, "final_epochs": 1, "step_epochs": 1, "remeasurements": 10, "proxy": "bn",
+       "moment_seconds": 2.0}
 
 
 @pytest.mark.slow
@@ -196,6 +198,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
     assert summary["round_to"] == 16 and summary["moments"] == 5  # the default: five moments
+    assert summary["moment_seconds"] == 2.0 and summary["warnings"] == []  # the floor is far below 0.6x
     latency = next(c for c in summary["constraints"] if c["key"] == "latency.mean")
     assert len(latency["moment_means"]) == 5 and latency["remeasurements"] == 10
     assert len(summary["repairs"]) <= 2  # verification may miss on a drifting machine: at most 2 repairs
@@ -358,12 +361,38 @@ def test_a_measured_budget_fails_fast_only_when_re_measurements_confirm_it(tmp_p
             moment_seconds=0,
         )
         assert result.feasible and result.summary["constraints"][0]["final"] == 0.5
+        assert result.summary["warnings"] == []  # the floor (0.5) is far below the bound (1)
         with pytest.raises(UnreachableBudgetError, match="reaches 3 units \\(median of 7 re-measurements\\)"):
             netbudget.compress("zoo:vgg", "digits", ["stuck <= 1 units"], run_dir=tmp_path / "stuck",
                                weights=str(digits_weights), progress=False, operators=["channels"])
     finally:
         unregister_metric("spiky")
         unregister_metric("stuck")
+
+
+def test_a_measured_budget_close_to_the_reachable_floor_is_warned_about(tmp_path: Path, digits_weights: Path) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+
+    full = sum(p.numel() for p in build_model("vgg", in_channels=1, num_classes=10, input_size=8).parameters())
+    # 1.0 for the dense network, 0.95 for any thinner one: the floor sits 2 % under the bound 0.97,
+    # inside two margins (2 x min_margin 4 %), far from it for the bound 2
+    register_metric("steps", lambda model: 1.0 if sum(p.numel() for p in model.parameters()) >= full else 0.95,
+                    "units")
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress("zoo:vgg", "digits", ["steps <= 0.97 units", "macs <= 0.9x"], run_dir=run_dir,
+                                    weights=str(digits_weights), progress=False, steps=1, trials=2, final_epochs=0,
+                                    step_epochs=0, proxy="bn", operators=["channels"], moment_seconds=0, repairs=0)
+        assert len(result.summary["warnings"]) == 1  # the exact MACs budget is never warned about
+        assert result.summary["warnings"][0].startswith(
+            "Budget 'steps <= 0.97 units' is tight: the most compressed network this search allows reaches 0.95 units "
+            "(0.950x), within 2 safety margins (8.0 %) of the bound 0.97 units; ")
+        assert result.summary["warnings"][0].endswith("or a lower --min-keep gives room.")
+        assert "**Warning**: Budget 'steps <= 0.97 units' is tight" in (run_dir / "report" / "report.md").read_text()
+        exit_code, output = _cli(["resume", str(run_dir), "--quiet"])  # the CLI repeats it next to the verdict
+        assert exit_code == 0 and "warning: Budget 'steps <= 0.97 units' is tight" in output, output
+    finally:
+        unregister_metric("steps")
 
 
 def test_round_to_is_8_by_default_and_stored_in_the_run_configuration(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ CONFIRM_REPEATS = 7  # re-measurements whose median must meet the threshold
 CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step bound
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
+TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
 MODEL_FORMAT = "netbudget-model"
 
 
@@ -271,10 +272,12 @@ class _Run:
                     f"above the bound {format_value(targets[c.key], c.unit)}. Relax the budget, {advice}"
                     "or lower --min-keep."
                 )
+        tight = self._tight_budgets(reachable, targets, values, margin)
         accuracy = evaluate(self.original, self.data.test)
         schedule = {c.key: self._schedule.thresholds(values[c.key], targets[c.key]) for c in self.constraints}
         self.meta.set_user_attr("noise", noise)
         self.meta.set_user_attr("reachable", reachable)
+        self.meta.set_user_attr("warnings", tight)
         self.meta.set_user_attr("accuracy_original", accuracy)
         self.meta.set_user_attr("schedule", schedule)
         self.meta.set_user_attr("constraints", [c.text for c in self.constraints])
@@ -290,6 +293,31 @@ class _Run:
         ]
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
+
+    def _tight_budgets(self, reachable: Mapping[str, float], targets: Mapping[str, float],
+                       values: Mapping[str, float], margin: float) -> list[str]:
+        """Warnings, printed now and kept for the summary, for measured budgets whose bound lies
+        within two safety margins (at least ``min_margin`` each) of the most compressed network:
+        the search threshold (bound less one margin) leaves that network less than one margin of room, so a verification miss
+        on a drifting machine has next to nothing to repair with (measured: vgg ``latency <=
+        0.4x``, a winner at the smallest widths could not be repaired)."""
+        margin = max(margin, self.config.min_margin)  # a user metric is searched unmargined, but measured too
+        out = []
+        for c in self.constraints:
+            if _exact(c) or reachable[c.key] <= targets[c.key] * (1.0 - TIGHT_MARGINS * margin):
+                continue
+            helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
+            advice = f"more operators (--operators {','.join([*self.config.operators, *helpful])}), " if helpful else ""
+            out.append(
+                f"Budget {c.text!r} is tight: the most compressed network this search allows reaches "
+                f"{format_value(reachable[c.key], c.unit)} ({reachable[c.key] / values[c.key]:.3f}x), within "
+                f"{TIGHT_MARGINS} safety margins ({100 * TIGHT_MARGINS * margin:.1f} %) of the bound "
+                f"{format_value(targets[c.key], c.unit)}; the search has little room, and a miss on "
+                f"re-measurement little left to thin. A looser budget, {advice}or a lower --min-keep gives room."
+            )
+        for text in out:
+            self.console.print(f"[bold yellow]warning[/]: {text}", soft_wrap=True)
+        return out
 
     def _extra_metrics(self, module: nn.Module) -> dict[str, float]:
         ctx = self.context
@@ -760,6 +788,7 @@ class _Run:
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
             "repairs": repairs,
+            "warnings": self.meta.user_attrs.get("warnings", []),
             "model": cfg.model,
             "dataset": cfg.dataset,
         }
