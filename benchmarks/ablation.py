@@ -36,7 +36,11 @@ finished rows and resumes interrupted runs (their run directories live under
     python benchmarks/ablation.py --networks vgg --cells lat40 --methods exponential,uniform --seeds 5
     python benchmarks/ablation.py --networks vgg --cells lat40-small --seeds 0 --headroom 20 --redo-headroom
 
-A cell's headroom is computed once; ``--redo-headroom`` recomputes one stored with fewer
+Rows, dense entries and unreachable cells record the machine (CPU model, AVX-512 extensions,
+threads) and rows the base network's top-1: latency ratios and reachable budgets differ between
+CPUs and a checkpoint retrained elsewhere differs, so the Markdown tags another machine's cells
+(``lat50 @B``) and pairs rows only on the same machine and base network; a rerun on a new
+machine redoes its seeds there rather than skip them. A cell's headroom is computed once; ``--redo-headroom`` recomputes one stored with fewer
 configurations than ``--headroom`` (the study and its proxy rows are replaced when it ends).
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
 2 % in the cells that ran before the pipeline's default became 4 %; the headroom uses it too).
@@ -113,6 +117,37 @@ def _machine() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
+EARLIER = "earlier"  # the machine of the rows written before rows recorded theirs (sessions 1-8)
+
+
+def _fingerprint() -> str:
+    """This machine, as rows, dense entries and unreachable cells record it: the CPU model, its
+    AVX-512 extensions and the torch threads. Latency ratios, and so which budgets are
+    reachable, differ between CPUs (vgg's floor: 0.32x on the earlier machine, 0.45x on one
+    with AVX-512 FP16), and a checkpoint retrained on another machine differs."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    avx512 = sorted(f.removeprefix("avx512") for f in flags if f.startswith("avx512"))
+    return f"{model}; avx512 {','.join(avx512) or 'none'}; {torch.get_num_threads()} threads"
+
+
+def _backfill(results: dict[str, Any]) -> dict[str, Any]:
+    """Entries written before rows recorded their machine and base network: they all ran on one
+    machine with one checkpoint per network (the first ``dense`` entry's top-1)."""
+    base = {}
+    for d in results["dense"]:
+        d.setdefault("machine", EARLIER)
+        base.setdefault(d["network"], d["top1"])
+    for r in results["rows"]:
+        r.setdefault("machine", EARLIER)
+        r.setdefault("base_top1", base.get(r["network"]))
+    for u in results.get("unreachable", []):
+        u.setdefault("machine", EARLIER)
+    return results
+
+
 def _method_settings(method: str, search: dict[str, int], finetune: dict[str, Any],
                      pins: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """compress() settings of one method; ``pins``: the cell's (``PINNED`` keys are used), else
@@ -141,7 +176,7 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
 
 def _load(path: Path) -> dict[str, Any]:
     if path.is_file():
-        return json.loads(path.read_text())
+        return _backfill(json.loads(path.read_text()))
     return {"machine": _machine(), "rows": [], "cells": [], "headroom": [], "dense": [], "proxy": []}
 
 
@@ -158,7 +193,8 @@ def _dense(network: str, model: torch.nn.Module, data) -> dict[str, Any]:
     config = LatencyConfig(**LATENCY)
     values = [measure_latency(model, data.input_shape, config).value for _ in range(5)]
     return {"network": network, "top1": evaluate(model, data.test), "latency_ms": 1e3 * float(np.mean(values)),
-            "latency_spread": float(np.std(values, ddof=1) / np.mean(values)), "batch_size": LATENCY["batch_size"]}
+            "latency_spread": float(np.std(values, ddof=1) / np.mean(values)), "batch_size": LATENCY["batch_size"],
+            "machine": _fingerprint()}
 
 
 def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, Any], steps: int,
@@ -279,20 +315,23 @@ def main() -> None:
     from netbudget.exceptions import UnreachableBudgetError
 
     results.setdefault("unreachable", [])
+    machine = _fingerprint()
     for network in networks:
         model = pretrained(network, "fashion-mnist")
-        if not any(d["network"] == network for d in results["dense"]):
+        if not any(d["network"] == network and d["machine"] == machine for d in results["dense"]):
             results["dense"].append(_dense(network, model, data))
             _save(out, results)
         for cell in cells:
             finetune = FINETUNE[CELLS[cell]["finetune"]]
-            if any(u["network"] == network and u["cell"] == cell for u in results["unreachable"]):
-                continue
+            if any(u["network"] == network and u["cell"] == cell and u["machine"] == machine
+                   for u in results["unreachable"]):
+                continue  # reachability is the machine's: another CPU tries again
             try:
                 _run_cell(args, results, out, work, network, cell, model, data, finetune, methods, seeds, n_head, search)
             except UnreachableBudgetError as error:
                 print(f"[unreachable] {network} {cell}: {error}", flush=True)
-                results["unreachable"].append({"network": network, "cell": cell, "message": str(error)})
+                results["unreachable"].append({"network": network, "cell": cell, "message": str(error),
+                                               "machine": machine})
                 _save(out, results)
     write_markdown(out, results)
 
@@ -305,6 +344,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
     def mine(entry: dict[str, Any]) -> bool:
         return entry["network"] == network and entry.get("cell") == cell
 
+    machine = _fingerprint()
     stored = next((h for h in results["headroom"] if mine(h)), None)
     # n counts the uniform configuration too
     if not args.no_headroom and (stored is None or (args.redo_headroom and stored["n"] < n_head + 1)):
@@ -318,8 +358,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
             if method not in MANY_SEEDS and seed >= min(3, seeds):
                 continue
             if any(r["network"] == network and r["cell"] == cell and r["method"] == method and r["seed"] == seed
-                   for r in results["rows"]):
-                continue
+                   and r.get("machine", EARLIER) == machine for r in results["rows"]):
+                continue  # done on this machine (another machine's row pairs with nothing here)
             print(f"[run] {network} {cell} {method} seed {seed}", flush=True)
             run_dir = work / f"{network}-{cell}-{method}-s{seed}"
             start = time.perf_counter()
@@ -330,7 +370,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
                 "network": network, "cell": cell, "method": method, "seed": seed,
                 "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
                 # the base network's test top-1: a checkpoint retrained on another machine differs
-                "base_top1": result.summary["accuracy"]["original"],
+                "base_top1": result.summary["accuracy"]["original"], "machine": _fingerprint(),
                 "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
                 "wall_seconds": time.perf_counter() - start,
                 "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
@@ -350,8 +390,13 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
 
 
 def _paired(rows: list[dict], method: str, base: str = "uniform") -> tuple[float, float, int]:
-    by_seed = {r["seed"]: r["final_top1"] for r in rows if r["method"] == base}
-    diffs = [100 * (r["final_top1"] - by_seed[r["seed"]]) for r in rows if r["method"] == method and r["seed"] in by_seed]
+    """Mean and sd of ``method`` - ``base`` in final top-1 (points) over the seeds both ran on the
+    same base network and machine, and how many."""
+    def key(r: dict) -> tuple:
+        return r["seed"], r.get("base_top1"), r.get("machine", EARLIER)
+
+    by_seed = {key(r): r["final_top1"] for r in rows if r["method"] == base}
+    diffs = [100 * (r["final_top1"] - by_seed[key(r)]) for r in rows if r["method"] == method and key(r) in by_seed]
     if not diffs:
         return math.nan, math.nan, 0
     return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan, len(diffs)
@@ -370,30 +415,66 @@ def _rerun_line(rows: list[dict], suffix: str, title: str, versus: str, bases: d
     gains = []
     for m in ("exponential", "uniform"):
         gain, gain_sd, k = _paired(rows, f"{m}{suffix}", base=bases[m])
-        gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
+        if k:
+            gains.append(f"{m} {_paired_text(gain, gain_sd, k)} pt over {k}")
     again = [r["feasible"] for r in rows if r["method"].endswith(suffix)]
-    return (f"  {title}: exponential - uniform = {diff:+.2f} +- {sd:.2f} pt over {n} paired seeds "
-            f"({'met' if diff >= 0 else 'MISSED'}); minus {versus}: {', '.join(gains)}; feasible "
+    against = f"; minus {versus}: {', '.join(gains)}" if gains else ""
+    return (f"  {title}: exponential - uniform = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} paired seeds "
+            f"({'met' if diff >= 0 else 'MISSED'}){against}; feasible "
             f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
+
+
+def _repair_line(rows: list[dict]) -> str:
+    """Goal line of the ``-repair`` rows: the pipeline's current defaults."""
+    mine = [r for r in rows if r["method"].endswith("-repair")]
+    repaired = sum(r.get("repairs", 0) > 0 for r in mine)
+    tight = sum(r.get("warnings", 0) > 0 for r in mine)
+    return _rerun_line(rows, "-repair", "With the current defaults (5 moments, 4 % margin, up to 2 repairs; "
+                       f"{repaired} run(s) repaired, {tight} warned of a tight budget)", "the cell's older settings",
+                       {"exponential": "exponential", "uniform": "uniform"})
+
+
+def _machine_labels(results: dict[str, Any]) -> dict[str, str]:
+    """Fingerprint -> "A", "B", ... in order of appearance; "A" is the earlier machine."""
+    labels = {EARLIER: "A"}
+    for entry in [*results["dense"], *results["rows"], *results.get("unreachable", [])]:
+        labels.setdefault(entry.get("machine", EARLIER), "ABCDEFGHIJ"[len(labels) % 10])
+    return labels
+
+
+def _where(entry: dict[str, Any], labels: dict[str, str]) -> str:
+    """The entry's cell, tagged with its machine's label unless it ran on the earlier machine:
+    rows from different machines (or base networks) are never averaged or paired together."""
+    label = labels[entry.get("machine", EARLIER)]
+    return entry["cell"] if label == "A" else f"{entry['cell']} @{label}"
 
 
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
     """The Markdown table (``.md``) and the paired-difference plot (``.png``) next to ``out``."""
+    results = _backfill(results)
+    labels = _machine_labels(results)
     lines = ["# Ablation: search methods against the uniform baseline", "",
              (f"Machine: {results['machine']}. Fashion-MNIST; latency on onnxruntime, 1 thread, batch "
               f"{LATENCY['batch_size']}. Search: {results.get('search')} (steps x candidates per step)."), ""]
+    if len(labels) > 1:
+        lines += ["Machines (a cell run on another machine than A is tagged `@B`, ...; its rows are neither averaged "
+                  "nor paired with A's):", ""]
+        lines += [f"* {label}: {'the machine of sessions 1-8' if fp == EARLIER else fp}" for fp, label in labels.items()]
+        lines.append("")
     lines += [f"Note: {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
-    lines += ["## Dense networks", "", "| network | test top-1 | latency (ms / batch) | spread (CV) |", "|---|---:|---:|---:|"]
+    lines += ["## Dense networks", "", "| network | machine | test top-1 | latency (ms / batch) | spread (CV) |",
+              "|---|---|---:|---:|---:|"]
     for d in results["dense"]:
-        lines.append(f"| {d['network']} | {100 * d['top1']:.2f} % | {d['latency_ms']:.2f} | {100 * d['latency_spread']:.1f} % |")
+        lines.append(f"| {d['network']} | {labels[d['machine']]} | {100 * d['top1']:.2f} % | {d['latency_ms']:.2f} | "
+                     f"{100 * d['latency_spread']:.1f} % |")
     lines += ["", "## Final test top-1 by method (mean over seeds; paired difference to uniform, mean +- sd)", "",
               ("| network | cell | method | seeds | final top-1 | vs uniform (pt) | vs exponential (pt) | feasible | "
                "evaluations | seconds |"),
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    keys = sorted({(r["network"], r["cell"]) for r in results["rows"]})
+    keys = sorted({(r["network"], _where(r, labels)) for r in results["rows"]})
     plot: list[tuple[str, float, float]] = []
     for network, cell in keys:
-        rows = [r for r in results["rows"] if r["network"] == network and r["cell"] == cell]
+        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
         for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
             mine = [r for r in rows if r["method"] == method]
             diff, sd, n = _paired(rows, method)
@@ -407,13 +488,16 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             if method != "uniform" and n:
                 plot.append((f"{network}/{cell}/{method}", diff, 0.0 if math.isnan(sd) else sd))
     for u in results.get("unreachable", []):
-        lines.append(f"| {u['network']} | {u['cell']} | (unreachable) | | | | | | | |")
+        lines.append(f"| {u['network']} | {_where(u, labels)} | (unreachable) | | | | | | | |")
     lines += ["", "## Goals (netbudget's default = `exponential`)", ""]
     for network, cell in keys:
-        rows = [r for r in results["rows"] if r["network"] == network and r["cell"] == cell]
+        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
         mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
                 for m in METHODS if any(r["method"] == m for r in rows)}
         if "exponential" not in mean or "uniform" not in mean:
+            if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
+                lines.append(f"* {network} / {cell}:")
+                lines.append(_repair_line(rows))
             continue
         diff, sd, n = _paired(rows, "exponential")
         head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell), None)
@@ -458,10 +542,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             lines.append(_rerun_line(rows, "-moments", "Re-measured at 5 moments (`moments=5`)", "one moment",
                                      {"exponential": "exponential", "uniform": "uniform"}))
         if {"exponential-repair", "uniform-repair"} <= set(mean):
-            repaired = sum(r.get("repairs", 0) > 0 for r in rows if r["method"].endswith("-repair"))
-            lines.append(_rerun_line(rows, "-repair", "With the current defaults (5 moments, 4 % margin, up to 2 "
-                                     f"repairs; {repaired} run(s) repaired)", "the cell's older settings",
-                                     {"exponential": "exponential", "uniform": "uniform"}))
+            lines.append(_repair_line(rows))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:

@@ -56,11 +56,42 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert ("Re-measured at 5 moments (`moments=5`): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
             "seeds (met); minus one moment: exponential +1.00 +- 0.00 pt over 2, uniform +0.50 +- 0.71 pt over 2; "
             "feasible 4/4 runs (met)") in text
-    assert ("With the current defaults (5 moments, 4 % margin, up to 2 repairs; 1 run(s) repaired): exponential - "
+    assert ("With the current defaults (5 moments, 4 % margin, up to 2 repairs; 1 run(s) repaired, 0 warned of a "
+            "tight budget): exponential - "
             "uniform = -1.00 +- 0.00 pt over 2 paired seeds (MISSED); minus the cell's older settings: exponential "
             "-0.50 +- 0.71 pt over 2, uniform +1.50 +- 0.71 pt over 2; feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
     assert out.with_suffix(".png").is_file()
+
+
+def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired_with_the_earlier_ones(
+    ablation, tmp_path
+) -> None:
+    here = "Xeon; avx512 f,fp16; 2 threads"
+    earlier = [{**_row(m, s, 0.90), "cell": "lat50"} for m in ("exponential", "uniform") for s in range(2)]
+    # the same cell on another machine, with the current defaults only; one run warned of a tight budget
+    moved = [{**_row("exponential-repair", s, 0.92 + 0.01 * s), "cell": "lat50", "machine": here,
+              "base_top1": 0.9339, "warnings": s} for s in range(2)]
+    moved += [{**_row("uniform-repair", s, 0.92), "cell": "lat50", "machine": here, "base_top1": 0.9339}
+              for s in range(2)]
+    # a retrained base network on the earlier machine: not paired with the earlier rows of its seed
+    retrained = [{**_row("exponential-repair", 0, 0.99), "cell": "lat50", "base_top1": 0.95}]
+    results = {"machine": "test", "rows": earlier + moved + retrained, "cells": [], "headroom": [], "proxy": [],
+               "dense": [{"network": "vgg", "top1": 0.9325, "latency_ms": 4.2, "latency_spread": 0.02},
+                         {"network": "vgg", "top1": 0.9339, "latency_ms": 3.1, "latency_spread": 0.01,
+                          "machine": here}],
+               "unreachable": [{"network": "vgg", "cell": "lat40", "message": "floor 0.45x", "machine": here}]}
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, results)
+    text = out.with_suffix(".md").read_text()
+    assert f"* B: {here}" in text and "| vgg | B | 93.39 % | 3.10 |" in text
+    assert "| vgg | lat50 @B | exponential-repair | 2 | 92.50 % |" in text
+    assert "| vgg | lat40 @B | (unreachable) |" in text
+    assert ("* vgg / lat50 @B:\n  With the current defaults (5 moments, 4 % margin, up to 2 repairs; 0 run(s) repaired, "
+            "1 warned of a tight budget): exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds (met); "
+            "feasible 4/4 runs (met).") in text
+    # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
+    assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
 
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
