@@ -261,8 +261,8 @@ class _Run:
             reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in missed})
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
-                helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
-                advice = f"add operators (--operators {','.join([*self.config.operators, *helpful])}), " if helpful else ""
+                more = self._more_operators(c)
+                advice = f"add operators (--operators {more}), " if more else ""
                 raise UnreachableBudgetError(
                     f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
                     f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "
@@ -294,20 +294,26 @@ class _Run:
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
 
+    def _more_operators(self, c: Constraint) -> str:
+        """The ``--operators`` value that adds the operators suited to ``c``'s metric, or "" when
+        the run has them all."""
+        helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
+        return ",".join([*self.config.operators, *helpful]) if helpful else ""
+
     def _tight_budgets(self, reachable: Mapping[str, float], targets: Mapping[str, float],
                        values: Mapping[str, float], margin: float) -> list[str]:
         """Warnings, printed now and kept for the summary, for measured budgets whose bound lies
         within two safety margins (at least ``min_margin`` each) of the most compressed network:
-        the search threshold (bound less one margin) leaves that network less than one margin of room, so a verification miss
-        on a drifting machine has next to nothing to repair with (measured: vgg ``latency <=
-        0.4x``, a winner at the smallest widths could not be repaired)."""
+        the search threshold (bound less one margin) leaves that network less than one margin of
+        room, so a verification miss on a drifting machine has next to nothing to repair with
+        (measured: vgg ``latency <= 0.4x``, a winner at the smallest widths could not be repaired)."""
         margin = max(margin, self.config.min_margin)  # a user metric is searched unmargined, but measured too
         out = []
         for c in self.constraints:
             if _exact(c) or reachable[c.key] <= targets[c.key] * (1.0 - TIGHT_MARGINS * margin):
                 continue
-            helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
-            advice = f"more operators (--operators {','.join([*self.config.operators, *helpful])}), " if helpful else ""
+            more = self._more_operators(c)
+            advice = f"more operators (--operators {more}), " if more else ""
             out.append(
                 f"Budget {c.text!r} is tight: the most compressed network this search allows reaches "
                 f"{format_value(reachable[c.key], c.unit)} ({reachable[c.key] / values[c.key]:.3f}x), within "
