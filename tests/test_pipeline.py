@@ -198,7 +198,13 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert summary["evaluations"] >= 2 and summary["seconds"] > 0
     assert summary["margin"] == pytest.approx(max(3 * summary["noise"], 0.04))  # the default min_margin
     assert summary["round_to"] == 16 and summary["moments"] == 5  # the default: five moments
-    assert summary["moment_seconds"] == 2.0 and summary["warnings"] == []  # the floor is far below 0.6x
+    assert summary["moment_seconds"] == 2.0
+    # a budget within two margins of the floor measured at the start is warned about (the floor of
+    # this network at batch 1 is 0.46x on one CPU here, 0.57x on another: both outcomes occur)
+    meta = optuna.load_study(storage=f"sqlite:///{run_dir / 'study.db'}", study_name="run").user_attrs
+    tight = [c["text"] for c in summary["constraints"] if c["key"] == "latency.mean"
+             and meta["reachable"][c["key"]] > c["bound"] * (1 - 2 * max(summary["margin"], 0.04))]
+    assert [w.split("'")[1] for w in summary["warnings"]] == tight
     latency = next(c for c in summary["constraints"] if c["key"] == "latency.mean")
     assert len(latency["moment_means"]) == 5 and latency["remeasurements"] == 10
     assert len(summary["repairs"]) <= 2  # verification may miss on a drifting machine: at most 2 repairs
