@@ -279,7 +279,7 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the data split, training and search."),
     quiet: bool = typer.Option(False, "--quiet", help="No live progress."),
 ) -> None:
-    """Train (or load from cache) zoo:vgg on mnist5k, then compress it under latency <= 0.6x and size <= 0.25x."""
+    """Train (or load from cache) zoo:vgg on mnist5k, then compress it under latency <= 0.7x and size <= 0.25x."""
     import shutil
 
     from netbudget.pipeline.run import compress as run_compress
@@ -301,7 +301,7 @@ def demo(
     _finish_run(result)
 
 
-DEMO_CONSTRAINTS = ["latency <= 0.6x", "size <= 0.25x"]
+DEMO_CONSTRAINTS = ["latency <= 0.7x", "size <= 0.25x"]
 DEMO_SETTINGS = {"steps": 3, "trials": 8, "final_epochs": 2}
 
 

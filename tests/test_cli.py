@@ -42,7 +42,7 @@ def test_demo_trains_then_reuses_the_cache(monkeypatch: pytest.MonkeyPatch) -> N
     assert "training" in first.output and "test top-1" in first.output
     accuracy = float(first.output.split("test top-1")[1].split("%")[0])
     assert accuracy >= 96.0
-    assert "latency <= 0.6x" in first.output and "met" in first.output
+    assert "latency <= 0.7x" in first.output and "met" in first.output
 
     # a second demo loads the cached network; its search is not what is tested here
     from netbudget.pipeline import run as pipeline_run

@@ -190,7 +190,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     run_dir = tmp_path / "run"
     weights = save_checkpoint(vgg_mnist5k, tmp_path / "vgg.pt")
     result = netbudget.compress(
-        "zoo:vgg", "mnist5k", ["latency <= 0.6x", "size <= 0.3x"], run_dir=run_dir,
+        "zoo:vgg", "mnist5k", ["latency <= 0.7x", "size <= 0.3x"], run_dir=run_dir,
         weights=str(weights), progress=False, round_to=16, **E2E,
     )
     summary = json.loads((run_dir / "final" / "summary.json").read_text())
@@ -200,7 +200,8 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert summary["round_to"] == 16 and summary["moments"] == 5  # the default: five moments
     assert summary["moment_seconds"] == 2.0
     # a budget within two margins of the floor measured at the start is warned about (the floor of
-    # this network at batch 1 is 0.46x on one CPU here, 0.57x on another: both outcomes occur)
+    # this network at batch 1 is 0.46x on one CPU here, 0.57x on another: 0.7x leaves room on both,
+    # and the rule is checked against the floor this run measured)
     meta = optuna.load_study(storage=f"sqlite:///{run_dir / 'study.db'}", study_name="run").user_attrs
     tight = [c["text"] for c in summary["constraints"] if c["key"] == "latency.mean"
              and meta["reachable"][c["key"]] > c["bound"] * (1 - 2 * max(summary["margin"], 0.04))]
@@ -210,7 +211,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     assert len(summary["repairs"]) <= 2  # verification may miss on a drifting machine: at most 2 repairs
     for layer in summary["layers"][:-1]:  # multiples of 16, or 8 for narrow layers; the output keeps its classes
         assert layer["out_after"] in (layer["out_before"], MIN_WIDTH) or layer["out_after"] % 16 == 0
-    assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.6x", "size <= 0.3x"}
+    assert {c["text"] for c in summary["constraints"]} == {"latency <= 0.7x", "size <= 0.3x"}
     for c in summary["constraints"]:
         assert c["final"] <= c["bound"] and c["upper_confidence"] <= c["bound"]
     assert summary["accuracy"]["final"] > 0.8  # chance is 0.1
@@ -219,7 +220,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     size_bound = next(c["bound"] for c in summary["constraints"] if c["key"] == "size.packed")
     assert (final / "model.nbz").stat().st_size <= size_bound
     ratios = [_onnx_latency_ratio(final / "model.onnx", final / "original.onnx", (1, 1, 28, 28)) for _ in range(3)]
-    assert np.median(ratios) <= 0.6, ratios
+    assert np.median(ratios) <= 0.7, ratios
     # the reloaded model is the one measured
     model = netbudget.load(final / "model.pt")
     from netbudget.data import load_dataset
@@ -235,7 +236,7 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     # a finished run is not redone, whether resumed or started again with the same settings
     again = netbudget.resume(run_dir, progress=False)
     assert again.summary["evaluations"] == summary["evaluations"]
-    same = netbudget.compress("zoo:vgg", "mnist5k", ["latency <= 0.6x", "size <= 0.3x"], run_dir=run_dir,
+    same = netbudget.compress("zoo:vgg", "mnist5k", ["latency <= 0.7x", "size <= 0.3x"], run_dir=run_dir,
                               weights=str(weights), progress=False, round_to=16, **E2E)
     assert same.summary == summary
     # `report` rebuilds from the storage alone
