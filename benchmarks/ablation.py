@@ -40,8 +40,10 @@ Rows, dense entries and unreachable cells record the machine (CPU model, AVX-512
 threads) and rows the base network's top-1: latency ratios and reachable budgets differ between
 CPUs and a checkpoint retrained elsewhere differs, so the Markdown tags another machine's cells
 (``lat50 @B``) and pairs rows only on the same machine and base network; a rerun on a new
-machine redoes its seeds there rather than skip them. A cell's headroom is computed once; ``--redo-headroom`` recomputes one stored with fewer
-configurations than ``--headroom`` (the study and its proxy rows are replaced when it ends).
+machine redoes its seeds there rather than skip them. Headroom studies are not yet per machine
+(all ran on machine A). A cell's headroom is computed once; ``--redo-headroom`` recomputes one
+stored with fewer configurations than ``--headroom`` (the study and its proxy rows are replaced
+when it ends).
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
 2 % in the cells that ran before the pipeline's default became 4 %; the headroom uses it too).
 """
@@ -370,7 +372,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
                 "network": network, "cell": cell, "method": method, "seed": seed,
                 "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
                 # the base network's test top-1: a checkpoint retrained on another machine differs
-                "base_top1": result.summary["accuracy"]["original"], "machine": _fingerprint(),
+                "base_top1": result.summary["accuracy"]["original"], "machine": machine,
                 "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
                 "wall_seconds": time.perf_counter() - start,
                 "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
