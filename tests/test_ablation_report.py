@@ -75,6 +75,8 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     moved += [{**_row("uniform-repair", s, 0.92), "cell": "lat50", "machine": here, "base_top1": 0.9339}
               for s in range(2)]
     # a retrained base network on the earlier machine: not paired with the earlier rows of its seed
+    moved += [{**_row("one-step-repair", s, 0.915), "cell": "lat50", "machine": here, "base_top1": 0.9339}
+              for s in range(2)]
     retrained = [{**_row("exponential-repair", 0, 0.99), "cell": "lat50", "base_top1": 0.95}]
     results = {"machine": "test", "rows": earlier + moved + retrained, "cells": [], "headroom": [], "proxy": [],
                "dense": [{"network": "vgg", "top1": 0.9325, "latency_ms": 4.2, "latency_spread": 0.02},
@@ -87,9 +89,12 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert f"* B: {here}" in text and "| vgg | B | 93.39 % | 3.10 |" in text
     assert "| vgg | lat50 @B | exponential-repair | 2 | 92.50 % |" in text
     assert "| vgg | lat40 @B | (unreachable) |" in text
+    # a cell with only -repair rows compares within them
+    assert "| vgg | lat50 @B | one-step-repair | 2 | 91.50 % | -0.50 +- 0.00 | -1.00 +- 0.71 |" in text
+    assert "Methods ahead of exponential-repair (paired): none (met)." in text
     assert ("* vgg / lat50 @B:\n  With the current defaults (5 moments, 4 % margin, up to 2 repairs; 0 run(s) repaired, "
             "1 warned of a tight budget): exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds (met); "
-            "feasible 4/4 runs (met).") in text
+            "feasible 6/6 runs (met).") in text
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
