@@ -221,6 +221,7 @@ def compress(
     moments: int = typer.Option(None, help="Moments the re-check and verification re-measure at (1: back to back) [default: 5]."),
     moment_seconds: float = typer.Option(None, help="Seconds between two moments [default: 10]."),
     repairs: int = typer.Option(None, help="Repairs (thin, fine-tune, verify again) of a result that misses a measured budget [default: 2]."),
+    step_thinning: int = typer.Option(None, help="Thinned variants a step tries when its best candidates miss on re-timing (0: take the next-ranked) [default: 4]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL [default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning [default: 0]."),
@@ -240,7 +241,8 @@ def compress(
             "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
             "final_epochs": final_epochs, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
-            "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "storage": storage, "seed": seed,
+            "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "step_thinning": step_thinning,
+            "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})
         if not settings.get("constraints"):

@@ -219,7 +219,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
         thresholds = ", ".join(f"{k} <= {format_value(v, units.get(k, ''))}" for k, v in (attrs.get("thresholds") or {}).items())
         evaluated = sum(1 for x in step["trials"] if x.value is not None)
         val = attrs.get("val_after_finetune")
-        lines.append(f"| {t + 1} | {thresholds} | {evaluated} | {attrs.get('winner', '-')} | "
+        winner = attrs.get("winner", "-")
+        origin = {d["trial"]: d for d in attrs.get("thinned", [])}.get(winner)
+        if origin is not None:  # a candidate that missed on re-timing, thinned along its own line
+            winner = f"{winner} (#{origin['from']} thinned by {origin['position']:.3f})"
+        lines.append(f"| {t + 1} | {thresholds} | {evaluated} | {winner} | "
                      f"{attrs.get('winner_feasible', '-')} | {'' if val is None else f'{100 * val:.2f} %'} |")
     lines.append("")
     layers = (summary or {}).get("layers") or []

@@ -21,6 +21,7 @@ import netbudget
 from netbudget.cli import app
 from netbudget.compress import compress as apply_config
 from netbudget.compress.channels import MIN_WIDTH
+from netbudget.constraints import format_value
 from netbudget.exceptions import (
     InvalidArgumentError,
     InvalidConstraintError,
@@ -117,6 +118,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
+        ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -514,6 +516,95 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         again = netbudget.resume(run_dir, progress=False)
         assert state["calls"] == 20 and again.summary["recheck"] == summary["recheck"]
         assert count_params(again.model) == count_params(result.model)
+    finally:
+        unregister_metric("drift")
+
+
+def _confirmation_drift(monkeypatch: pytest.MonkeyPatch, factor: float) -> dict:
+    """A user metric ``drift``: the network's parameter fraction, ``factor`` times higher from
+    the first confirmation of a step's candidates on (the machine turned slower)."""
+    from netbudget.metrics import register_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    reference = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    state = {"factor": 1.0}
+    register_metric("drift", lambda model: state["factor"] * count_params(model) / count_params(reference), "units")
+    original = pipeline_run._Run._confirm
+
+    def confirm(self, *args):
+        state["factor"] = factor
+        return original(self, *args)
+
+    monkeypatch.setattr(pipeline_run._Run, "_confirm", confirm)
+    return state
+
+
+def test_a_candidate_that_misses_on_re_timing_is_thinned_along_its_own_line_and_competes(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from netbudget.metrics import unregister_metric
+
+    _confirmation_drift(monkeypatch, 1.2)
+    try:
+        run_dir = tmp_path / "run"
+        result = netbudget.compress(
+            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
+            progress=True, steps=1, trials=1, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
+            moment_seconds=0, repairs=0,
+        )
+        storage = f"sqlite:///{run_dir / 'study.db'}"
+        study = optuna.load_study(study_name="step-0", storage=storage)
+        chain = result.summary["steps"][0]["thinned"]
+        seed = study.trials[chain[0]["from"]]
+        assert seed.user_attrs.get("seed")
+        # the seed met 0.7 in the search and missed it by 20 % when re-timed
+        value = study.user_attrs["confirmed"][str(seed.number)]["drift.value"]
+        assert seed.user_attrs["measured"]["drift.value"] <= 0.7 < value
+        # thinned by 1.5 x the miss over the distance to the floor, rounded up to 1/32
+        floor = optuna.load_study(study_name="run", storage=storage).user_attrs["reachable"]["drift.value"]
+        needed = 1.5 * (value - 0.7) / (value - floor)
+        assert needed <= chain[0]["position"] < needed + 1 / 32 + 1e-9
+        assert (f"candidate #{seed.number} misses (drift {format_value(value, 'units')} (median of 7 re-measurements) against "
+                f"0.7 units); trying it thinned by {chain[0]['position']:.3f} of its remaining channel range"
+                ) in " ".join(capsys.readouterr().err.split())
+        # a variant that still misses (kept channels are rounded) is thinned again, along its own line
+        for link, parent in zip(chain, [None, *chain], strict=False):
+            before, variant = study.trials[link["from"]], study.trials[link["trial"]]
+            assert parent is None or link["from"] == parent["trial"]
+            assert variant.user_attrs["thinned_from"] == before.number
+            assert link["position"] * 32 == round(link["position"] * 32)
+            for name, low in before.params.items():  # every channel ratio moved that far towards its largest value
+                high = before.distributions[name].high
+                assert variant.params[name] == pytest.approx(low + link["position"] * (high - low))
+        assert all(study.trials[link["trial"]].user_attrs["measured"]["drift.value"] > 0.7 for link in chain[:-1])
+        # the last variant confirmed and won; it is the network verified and exported
+        assert study.user_attrs["winner"] == chain[-1]["trial"] and len(chain) <= 4
+        assert result.feasible and result.summary["constraints"][0]["final"] <= 0.7
+        assert f"| {chain[-1]['trial']} (#{chain[-1]['from']} thinned by {chain[-1]['position']:.3f}) |" in (
+            run_dir / "report" / "report.md").read_text()
+    finally:
+        unregister_metric("drift")
+
+
+def test_with_step_thinning_0_a_step_takes_the_next_candidate_instead(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import unregister_metric
+
+    _confirmation_drift(monkeypatch, 1.2)
+    try:
+        exit_code, output = _cli([
+            "compress", "--dataset", "digits", "--weights", str(digits_weights), "--constraint", "drift <= 0.7 units",
+            "--run-dir", str(tmp_path / "run"), "--steps", "1", "--trials", "1", "--final-epochs", "0",
+            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--step-thinning", "0"])
+        assert exit_code == 0, output
+        summary = json.loads((tmp_path / "run" / "final" / "summary.json").read_text())
+        study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+        assert summary["steps"][0]["thinned"] == [] and "thinned by" not in output
+        assert "no candidate confirmed; trying the uniform configuration at 0.266" in output, output
+        # nothing else to try: the step walked the uniform line past its seed
+        assert study.trials[study.user_attrs["winner"]].user_attrs.get("fallback", 0) > 0
+        assert summary["feasible"]
     finally:
         unregister_metric("drift")
 

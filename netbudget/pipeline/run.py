@@ -429,7 +429,7 @@ class _Run:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds)],
                                gc_after_trial=False)
-        found = self._confirm(study, current, space, thresholds)
+        found = self._confirm(study, current, space, thresholds, objective)
         position = float(study.user_attrs.get("seed_u", 0.0))
         for _ in range(FALLBACK_TRIES):
             if found is not None or position >= 1.0:
@@ -439,7 +439,7 @@ class _Run:
             self.console.print(f"  no candidate confirmed; trying the uniform configuration at {position:.3f}")
             study.enqueue_trial(space.uniform(position), user_attrs={"fallback": position})
             study.optimize(objective, n_trials=1, gc_after_trial=False)
-            found = self._confirm(study, current, space, thresholds)
+            found = self._confirm(study, current, space, thresholds, objective)
         if found is None:  # the least violating candidate; verification will say whether the run holds
             trial = _ranked(study, thresholds, cfg.tie_tolerance)[0]
             candidate = apply_config(current, space, trial.params)
@@ -464,41 +464,126 @@ class _Run:
         )
         return candidate.module
 
-    def _confirm(self, study, current, space, thresholds) -> tuple[FrozenTrial, CompressedModel, dict[str, float]] | None:
+    def _confirm(self, study, current, space, thresholds, objective
+                 ) -> tuple[FrozenTrial, CompressedModel, dict[str, float]] | None:
         """The winner: the best-ranked trial whose noisy measurements hold when re-timed.
 
         A winner chosen on one measurement sits on the bound about half the time; each
         measured (noisy) budget is re-measured ``CONFIRM_REPEATS`` times and the median must
-        meet the step threshold, else the next-ranked trial is tried. ``None`` when no
-        candidate meets the thresholds.
+        meet the step threshold. A candidate that misses is thinned along its own line
+        (``_evaluate_thinner``, up to ``step_thinning`` per step) and the ranking starts
+        again with the variant among the candidates; past that budget the next-ranked trial
+        is tried. ``None`` when no candidate meets the thresholds.
         """
-        ranked = _ranked(study, thresholds, self.config.tie_tolerance)
-        noisy = [c for c in self.constraints if c.metric == "latency"]
-        confirmed = dict(study.user_attrs.get("confirmed", {}))
-        for trial in ranked[:CONFIRM_CANDIDATES]:
+        noisy = [c for c in self.constraints if not _exact(c)]  # latency and user metrics
+        while True:
+            ranked = _ranked(study, thresholds, self.config.tie_tolerance)
+            confirmed = dict(study.user_attrs.get("confirmed", {}))
+            for trial in ranked[:CONFIRM_CANDIDATES]:
+                values = measured(trial)
+                if any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+                    # ranked feasible-first: no feasible candidate is left, but a thinned
+                    # variant that still misses can be thinned further
+                    if self._thin_a_missing_variant(study, ranked[ranked.index(trial):], space, thresholds, objective):
+                        break
+                    return None
+                candidate = apply_config(current, space, trial.params)
+                _inherit_compression(candidate)
+                if not noisy:
+                    return trial, candidate, values
+                key = str(trial.number)
+                if key not in confirmed:
+                    repeats = [self._measure(candidate.module, relative_to=self.original_values)
+                               for _ in range(CONFIRM_REPEATS)]
+                    confirmed[key] = {c.key: float(np.median([r[c.key] for r in repeats])) for c in noisy}
+                    confirmed[key + ":sd"] = {c.key: float(np.std([r[c.key] for r in repeats], ddof=1))
+                                              for c in noisy}
+                    study.set_user_attr("confirmed", confirmed)
+                values = {**values, **confirmed[key]}
+                spread = confirmed.get(key + ":sd", {})
+                # the median must meet the step threshold, and a single re-measurement must rarely
+                # exceed the unmargined bound: verification counts every re-measurement above it
+                over = {k: max(values[k] - thresholds[k],
+                               values[k] + CONFIRM_SIGMAS * spread.get(k, 0.0) - thresholds[k] / (1.0 - self.margin))
+                        for k in confirmed[key]}
+                if all(v <= 0 for v in over.values()):
+                    return trial, candidate, values
+                if self._evaluate_thinner(study, trial, space, values, thresholds, over, objective, retimed=True):
+                    break  # rank again, the thinner variant among the candidates
+            else:
+                return None
+
+    def _thin_a_missing_variant(self, study, infeasible: Sequence[FrozenTrial], space: SearchSpace,
+                                thresholds: Mapping[str, float], objective) -> bool:
+        """Thin the best-ranked of the ``infeasible`` trials that is itself a thinned variant
+        (kept channel counts are rounded, so one thinning can fall short). False when none is
+        left to thin."""
+        for trial in infeasible:
+            if "thinned_from" not in trial.user_attrs:
+                continue
             values = measured(trial)
-            if any(values.get(k, math.inf) > v for k, v in thresholds.items()):
-                return None  # ranked feasible-first: no feasible candidate is left
-            candidate = apply_config(current, space, trial.params)
-            _inherit_compression(candidate)
-            if not noisy:
-                return trial, candidate, values
-            key = str(trial.number)
-            if key not in confirmed:
-                repeats = [self._measure(candidate.module, relative_to=self.original_values)
-                           for _ in range(CONFIRM_REPEATS)]
-                confirmed[key] = {c.key: float(np.median([r[c.key] for r in repeats])) for c in noisy}
-                confirmed[key + ":sd"] = {c.key: float(np.std([r[c.key] for r in repeats], ddof=1)) for c in noisy}
-                study.set_user_attr("confirmed", confirmed)
-            values = {**values, **confirmed[key]}
-            spread = confirmed.get(key + ":sd", {})
-            # the median must meet the step threshold, and a single re-measurement must rarely
-            # exceed the unmargined bound: verification counts every re-measurement above it
-            if all(values[k] <= thresholds[k]
-                   and values[k] + CONFIRM_SIGMAS * spread.get(k, 0.0) <= thresholds[k] / (1.0 - self.margin)
-                   for k in confirmed[key]):
-                return trial, candidate, values
-        return None
+            over = {k: values.get(k, math.inf) - v for k, v in thresholds.items()}
+            if all(math.isfinite(v) for v in over.values()) and self._evaluate_thinner(
+                    study, trial, space, values, thresholds, over, objective, retimed=False):
+                return True
+        return False
+
+    def _evaluate_thinner(self, study, trial: FrozenTrial, space: SearchSpace, values: Mapping[str, float],
+                          thresholds: Mapping[str, float], over: Mapping[str, float], objective, *,
+                          retimed: bool) -> bool:
+        """Evaluate ``trial`` thinned along its own line, once per trial and up to
+        ``step_thinning`` times per step: its channel dimensions move towards the most
+        compressed network by the fraction of their remaining range that the re-timed miss
+        ``over`` (base units, per budget key) needs by linear interpolation to the floor
+        measured at the start, times 1.5, rounded up to ``FALLBACK_STEP``. The variant is an
+        ordinary trial (proxy, one measurement). False when nothing was evaluated."""
+        done = list(study.user_attrs.get("thinned", []))
+        if len(done) >= self.config.step_thinning or any(d["from"] == trial.number for d in done):
+            return False
+        floor = self.meta.user_attrs.get("reachable", {})
+        needed = max(
+            (1.5 * gap / (values[k] - floor[k]) if k in floor and values[k] > floor[k] else 1.0)
+            for k, gap in over.items() if gap > 0
+        )
+        position = min(1.0, FALLBACK_STEP * math.ceil(max(needed, FALLBACK_STEP) / FALLBACK_STEP - 1e-9))
+        row = space.encode(trial.params)
+        channels = [i for i, d in enumerate(space.dimensions) if d.operator == "channels"]
+
+        def kept(config: Mapping[str, float]) -> list[int]:
+            return [_kept(space, root, config[space.dimensions[i].name])
+                    for i in channels for root in space.dimensions[i].targets]
+
+        before = kept(trial.params)
+        while True:  # kept counts are rounded: move on until the network actually changes
+            thinner = row.copy()
+            thinner[channels] += position * (1.0 - thinner[channels])
+            params = space.decode(thinner)
+            if kept(params) != before or position >= 1.0:
+                break
+            position = min(1.0, position + FALLBACK_STEP)
+        if kept(params) == before:
+            return False  # every channel group is at its floor already
+        parts = []
+        for c in self.constraints:
+            if over.get(c.key, 0) <= 0:
+                continue
+            if values[c.key] > thresholds[c.key]:
+                parts.append(f"{c.metric} {format_value(values[c.key], c.unit)}"
+                             f"{f' (median of {CONFIRM_REPEATS} re-measurements)' if retimed else ''} against "
+                             f"{format_value(thresholds[c.key], c.unit)}")
+            else:
+                bound = thresholds[c.key] / (1.0 - self.margin)
+                parts.append(f"{c.metric} median + {CONFIRM_SIGMAS:g} sd {format_value(bound + over[c.key], c.unit)} "
+                             f"against the unmargined {format_value(bound, c.unit)}")
+        text = ", ".join(parts)
+        self.console.print(f"  candidate #{trial.number} misses ({text}); "
+                           f"trying it thinned by {position:.3f} of its remaining channel range")
+        study.enqueue_trial(params, user_attrs={"thinned_from": trial.number, "thinned_by": position})
+        study.optimize(objective, n_trials=1, gc_after_trial=False)
+        last = study.get_trials(deepcopy=False)[-1]
+        done.append({"from": trial.number, "trial": last.number, "position": position})
+        study.set_user_attr("thinned", done)
+        return True
 
     def _fit(self, epochs: int, *, seed: int) -> FitConfig:
         cfg = self.config
@@ -774,6 +859,7 @@ class _Run:
             steps.append({
                 "step": t, "thresholds": study.user_attrs.get("thresholds"), "winner": study.user_attrs.get("winner"),
                 "winner_feasible": study.user_attrs.get("winner_feasible"), "evaluated": len(scored),
+                "thinned": study.user_attrs.get("thinned", []),
                 "val_after_finetune": study.user_attrs.get("val_after_finetune"),
             })
         elapsed = float(self.meta.user_attrs.get("elapsed", 0.0)) + time.perf_counter() - self.started
