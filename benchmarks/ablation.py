@@ -65,7 +65,8 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
            "exponential-la20", "exponential-recheck", "uniform-recheck", "exponential-margin4", "exponential-w16",
-           "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair"]
+           "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
+           "exponential-thin", "uniform-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -81,28 +82,33 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # repairs (thin, fine-tune `step_epochs`, verify again) of a result that verification finds
 # over its budget. The cells that ran before it pin `repairs: 0` (and their older margin and
 # moments) in CELLS, so a method without the suffix keeps running what its rows ran.
+# *-thin: the pipeline's defaults since session 10: the -repair settings, and a step whose best
+# candidates miss on re-timing evaluates thinned variants of them (`step_thinning` 4) instead
+# of taking the next-ranked one at once; the -repair rows ran without it (pinned to 0).
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
-              "uniform-moments", "exponential-repair", "uniform-repair"}
+              "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin"}
 # a method re-run with a later pipeline or another setting: its own goal line, not a rival
 VARIANTS: dict[str, dict[str, Any]] = {
     "-recheck": {},
     "-margin4": {"min_margin": 0.04},
     "-w16": {"round_to": 16},
     "-moments": {"moments": 5, "moment_seconds": 10.0},
-    "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2},
+    "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 0},
+    "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4},
 }
-PINNED = ("min_margin", "moments", "repairs")  # pipeline settings a cell pins to what its older rows ran with
+PINNED = ("min_margin", "moments", "repairs", "step_thinning")  # pipeline settings a cell pins to what its older rows ran with
 RERUNS = tuple(VARIANTS)
 CELLS: dict[str, dict[str, Any]] = {
-    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "moments": 1, "repairs": 0},
+    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "moments": 1, "repairs": 0, "step_thinning": 0},
     "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "min_margin": 0.02, "moments": 1,
-              "repairs": 0},
+              "repairs": 0, "step_thinning": 0},
     "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02, "moments": 1,
-                    "repairs": 0},
+                    "repairs": 0, "step_thinning": 0},
     "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard"},
     "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
-    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0},
+    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0,
+                     "step_thinning": 0},
     "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard"},
     "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard"},
 }
@@ -387,6 +393,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
                 "repairs": len(result.summary.get("repairs") or []),
                 # budgets warned as within two safety margins of the reachable floor
                 "warnings": len(result.summary.get("warnings") or []),
+                # thinned variants of candidates that missed on re-timing, over all steps
+                "thinned": sum(len(s.get("thinned") or []) for s in result.summary["steps"]),
             })
             _save(out, results)
 
@@ -431,9 +439,33 @@ def _repair_line(rows: list[dict]) -> str:
     mine = [r for r in rows if r["method"].endswith("-repair")]
     repaired = sum(r.get("repairs", 0) > 0 for r in mine)
     tight = sum(r.get("warnings", 0) > 0 for r in mine)
-    return _rerun_line(rows, "-repair", "With the current defaults (5 moments, 4 % margin, up to 2 repairs; "
+    return _rerun_line(rows, "-repair", "With 5 moments, 4 % margin, up to 2 repairs (the defaults of sessions 8-9; "
                        f"{repaired} run(s) repaired, {tight} warned of a tight budget)", "the cell's older settings",
                        {"exponential": "exponential", "uniform": "uniform"})
+
+
+def _thin_line(rows: list[dict]) -> str:
+    """Goal line of the ``-thin`` rows: the pipeline's current defaults, against the ``-repair``
+    rows (the same settings without thinned variants of missed candidates)."""
+    mine = [r for r in rows if r["method"].endswith("-thin")]
+    thinned = sum(r.get("thinned", 0) for r in mine)
+    repaired = sum(r.get("repairs", 0) > 0 for r in mine)
+    return _rerun_line(rows, "-thin", "With thinned variants of candidates that miss on re-timing (the current "
+                       f"defaults; {thinned} variant(s) over {len(mine)} runs, {repaired} run(s) repaired)",
+                       "the -repair rows", {"exponential": "exponential-repair", "uniform": "uniform-repair"})
+
+
+def _bases(rows: list[dict], method: str) -> tuple[str, str]:
+    """The uniform and exponential rows ``method`` is compared with in the table: the plain
+    methods where the cell has them; in a cell run only with later defaults, the rows with
+    ``method``'s suffix where they exist, else the ``-repair`` rows."""
+    have = {r["method"] for r in rows}
+    if "uniform" in have:
+        return "uniform", "exponential"
+    suffix = next((s for s in RERUNS if method.endswith(s)), "-repair")
+    uniform, exponential = (f"{m}{suffix}" if f"{m}{suffix}" in have else f"{m}-repair"
+                            for m in ("uniform", "exponential"))
+    return uniform, exponential
 
 
 def _machine_labels(results: dict[str, Any]) -> dict[str, str]:
@@ -477,15 +509,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     plot: list[tuple[str, float, float]] = []
     for network, cell in keys:
         rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
-        # a cell run only with the current defaults (-repair rows) is compared within them
-        only = "-repair" if not any(r["method"] == "uniform" for r in rows) else ""
         for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
             mine = [r for r in rows if r["method"] == method]
-            suffix = only if method.endswith(only) else ""
-            diff, sd, n = _paired(rows, method, base=f"uniform{suffix}")
-            diff_text = "" if method == f"uniform{suffix}" else _paired_text(diff, sd, n)
-            versus = ("" if method == f"exponential{suffix}"
-                      else _paired_text(*_paired(rows, method, base=f"exponential{suffix}")))
+            uniform, exponential = _bases(rows, method)
+            diff, sd, n = _paired(rows, method, base=uniform)
+            diff_text = "" if method == uniform else _paired_text(diff, sd, n)
+            versus = "" if method == exponential else _paired_text(*_paired(rows, method, base=exponential))
             lines.append(
                 f"| {network} | {cell} | {method} | {len(mine)} | {100 * np.mean([r['final_top1'] for r in mine]):.2f} % | "
                 f"{diff_text} | {versus} | {sum(r['feasible'] for r in mine)}/{len(mine)} | "
@@ -510,6 +539,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 if rivals:
                     lines.append(f"  Methods ahead of exponential-repair (paired): {', '.join(ahead) or 'none'} "
                                  f"({'met' if not ahead else 'MISSED'}).")
+                if {"exponential-thin", "uniform-thin"} <= set(mean):
+                    lines.append(_thin_line(rows))
             continue
         diff, sd, n = _paired(rows, "exponential")
         head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell), None)
@@ -555,6 +586,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                                      {"exponential": "exponential", "uniform": "uniform"}))
         if {"exponential-repair", "uniform-repair"} <= set(mean):
             lines.append(_repair_line(rows))
+        if {"exponential-thin", "uniform-thin"} <= set(mean):
+            lines.append(_thin_line(rows))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:

@@ -56,8 +56,8 @@ def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_v
     assert ("Re-measured at 5 moments (`moments=5`): exponential - uniform = +1.50 +- 0.71 pt over 2 paired "
             "seeds (met); minus one moment: exponential +1.00 +- 0.00 pt over 2, uniform +0.50 +- 0.71 pt over 2; "
             "feasible 4/4 runs (met)") in text
-    assert ("With the current defaults (5 moments, 4 % margin, up to 2 repairs; 1 run(s) repaired, 0 warned of a "
-            "tight budget): exponential - "
+    assert ("With 5 moments, 4 % margin, up to 2 repairs (the defaults of sessions 8-9; 1 run(s) repaired, 0 warned "
+            "of a tight budget): exponential - "
             "uniform = -1.00 +- 0.00 pt over 2 paired seeds (MISSED); minus the cell's older settings: exponential "
             "-0.50 +- 0.71 pt over 2, uniform +1.50 +- 0.71 pt over 2; feasible 4/4 runs (met)") in text
     assert "| vgg | lat40-small | tpe | 2 | 90.40 % | +0.90 +- 0.00 | -0.10 +- 0.00 | 2/2 |" in text
@@ -77,6 +77,9 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     # a retrained base network on the earlier machine: not paired with the earlier rows of its seed
     moved += [{**_row("one-step-repair", s, 0.915), "cell": "lat50", "machine": here, "base_top1": 0.9339}
               for s in range(2)]
+    moved += [{**_row("exponential-thin", s, 0.925 + 0.01 * s), "cell": "lat50", "machine": here,
+               "base_top1": 0.9339, "thinned": 1} for s in range(2)]
+    moved += [{**_row("uniform-thin", 0, 0.915), "cell": "lat50", "machine": here, "base_top1": 0.9339, "thinned": 1}]
     retrained = [{**_row("exponential-repair", 0, 0.99), "cell": "lat50", "base_top1": 0.95}]
     results = {"machine": "test", "rows": earlier + moved + retrained, "cells": [], "headroom": [], "proxy": [],
                "dense": [{"network": "vgg", "top1": 0.9325, "latency_ms": 4.2, "latency_spread": 0.02},
@@ -92,9 +95,15 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     # a cell with only -repair rows compares within them
     assert "| vgg | lat50 @B | one-step-repair | 2 | 91.50 % | -0.50 +- 0.00 | -1.00 +- 0.71 |" in text
     assert "Methods ahead of exponential-repair (paired): none (met)." in text
-    assert ("* vgg / lat50 @B:\n  With the current defaults (5 moments, 4 % margin, up to 2 repairs; 0 run(s) repaired, "
-            "1 warned of a tight budget): exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds (met); "
+    assert ("* vgg / lat50 @B:\n  With 5 moments, 4 % margin, up to 2 repairs (the defaults of sessions 8-9; 0 run(s) "
+            "repaired, 1 warned of a tight budget): exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds (met); "
             "feasible 6/6 runs (met).") in text
+    # the current defaults (-thin) against each other and against the -repair rows they re-run
+    assert "| vgg | lat50 @B | exponential-thin | 2 | 93.00 % | +1.00 |  | 2/2 |" in text
+    assert "| vgg | lat50 @B | uniform-thin | 1 | 91.50 % |  | -1.00 |" in text
+    assert ("  With thinned variants of candidates that miss on re-timing (the current defaults; 3 variant(s) over 3 "
+            "runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); minus the -repair "
+            "rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 3/3 runs (met).") in text
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
@@ -150,5 +159,9 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     # suffixes combine; the current defaults on a pinned cell
     both = ablation._method_settings("uniform-w16-repair", search, finetune, ablation.CELLS["lat40"])
     assert both == {**ablation._method_settings("uniform", search, finetune, ablation.CELLS["lat40"]),
-                    "round_to": 16, "min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2}
+                    "round_to": 16, "min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2,
+                    "step_thinning": 0}
+    # the rows of the cells that ran before thinned variants pin it off; -thin turns it on
+    assert old["step_thinning"] == 0
+    assert ablation._method_settings("exponential-thin", search, finetune, cell)["step_thinning"] == 4
 
