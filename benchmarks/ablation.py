@@ -36,12 +36,12 @@ finished rows and resumes interrupted runs (their run directories live under
     python benchmarks/ablation.py --networks vgg --cells lat40 --methods exponential,uniform --seeds 5
     python benchmarks/ablation.py --networks vgg --cells lat40-small --seeds 0 --headroom 20 --redo-headroom
 
-Rows, dense entries and unreachable cells record the machine (CPU model, AVX-512 extensions,
-threads) and rows the base network's top-1: latency ratios and reachable budgets differ between
-CPUs and a checkpoint retrained elsewhere differs, so the Markdown tags another machine's cells
-(``lat50 @B``) and pairs rows only on the same machine and base network; a rerun on a new
-machine redoes its seeds there rather than skip them. Headroom studies are not yet per machine
-(all ran on machine A). A cell's headroom is computed once; ``--redo-headroom`` recomputes one
+Rows, dense entries, unreachable cells, headroom and proxy studies record the machine (CPU
+model, AVX-512 extensions, threads) and rows the base network's top-1: latency ratios and
+reachable budgets differ between CPUs and a checkpoint retrained elsewhere differs, so the
+Markdown tags another machine's cells (``lat50 @B``) and pairs rows only on the same machine
+and base network; a rerun on a new machine redoes its seeds and its headroom there rather than
+skip them. A cell's headroom is computed once per machine; ``--redo-headroom`` recomputes one
 stored with fewer configurations than ``--headroom`` (the study and its proxy rows are replaced
 when it ends).
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
@@ -151,8 +151,8 @@ def _backfill(results: dict[str, Any]) -> dict[str, Any]:
     for r in results["rows"]:
         r.setdefault("machine", EARLIER)
         r.setdefault("base_top1", base.get(r["network"]))
-    for u in results.get("unreachable", []):
-        u.setdefault("machine", EARLIER)
+    for entry in [*results.get("unreachable", []), *results["headroom"], *results["proxy"]]:
+        entry.setdefault("machine", EARLIER)
     return results
 
 
@@ -353,13 +353,19 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
         return entry["network"] == network and entry.get("cell") == cell
 
     machine = _fingerprint()
-    stored = next((h for h in results["headroom"] if mine(h)), None)
+
+    def here(entry: dict[str, Any]) -> bool:  # headroom and proxy studies are per machine, as rows are
+        return mine(entry) and entry.get("machine", EARLIER) == machine
+
+    stored = next((h for h in results["headroom"] if here(h)), None)
     # n counts the uniform configuration too
     if not args.no_headroom and (stored is None or (args.redo_headroom and stored["n"] < n_head + 1)):
         print(f"[headroom] {network} {cell} n={n_head}", flush=True)
         head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"])
-        results["headroom"] = [h for h in results["headroom"] if not mine(h)] + [head]  # replaced once it is done
-        results["proxy"] = [p for p in results["proxy"] if not mine(p)] + proxy_rows
+        head["machine"] = machine
+        proxy_rows = [{**p, "machine": machine} for p in proxy_rows]
+        results["headroom"] = [h for h in results["headroom"] if not here(h)] + [head]  # replaced once it is done
+        results["proxy"] = [p for p in results["proxy"] if not here(p)] + proxy_rows
         _save(out, results)
     for seed in range(seeds):
         for method in methods:
@@ -471,7 +477,8 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
 def _machine_labels(results: dict[str, Any]) -> dict[str, str]:
     """Fingerprint -> "A", "B", ... in order of appearance; "A" is the earlier machine."""
     labels = {EARLIER: "A"}
-    for entry in [*results["dense"], *results["rows"], *results.get("unreachable", [])]:
+    for entry in [*results["dense"], *results["rows"], *results.get("unreachable", []), *results["headroom"],
+                  *results["proxy"]]:
         labels.setdefault(entry.get("machine", EARLIER), "ABCDEFGHIJ"[len(labels) % 10])
     return labels
 
@@ -543,7 +550,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                     lines.append(_thin_line(rows))
             continue
         diff, sd, n = _paired(rows, "exponential")
-        head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell), None)
+        head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
         # paired over the seeds both ran; "clearly" = the mean difference exceeds 2 standard errors
         better = {m: _paired(rows, m, base="exponential") for m in mean
                   if m != "exponential" and not m.endswith(RERUNS)}
@@ -591,12 +598,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:
-        lines.append(f"| {h['network']} | {h['cell']} | {h['n']} | {100 * h['uniform_top1']:.2f} % | "
+        lines.append(f"| {h['network']} | {_where(h, labels)} | {h['n']} | {100 * h['uniform_top1']:.2f} % | "
                      f"{100 * h['oracle_best_top1']:.2f} % | {100 * h['oracle_mean_top1']:.2f} % |")
     lines += ["", "## Proxy study: Spearman correlation with top-1 after fine-tuning", "",
               "| network | cell | fidelity | Spearman | seconds per candidate |", "|---|---|---|---:|---:|"]
     for p in results["proxy"]:
-        lines.append(f"| {p['network']} | {p.get('cell', '')} | {p['fidelity']} | {p['spearman']:+.2f} | {p['seconds']:.2f} |")
+        lines.append(f"| {p['network']} | {_where(p, labels) if 'cell' in p else ''} | {p['fidelity']} | {p['spearman']:+.2f} | {p['seconds']:.2f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     if plot:
         import matplotlib

@@ -118,6 +118,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
         return head, [{"network": network, "cell": cell, "fidelity": "bn", "spearman": 0.5, "seconds": 1.0}]
 
     monkeypatch.setattr(ablation, "_headroom", fake_headroom)
+    monkeypatch.setattr(ablation, "_fingerprint", lambda: ablation.EARLIER)  # the machine the stored studies ran on
     old = {"network": "vgg", "cell": "lat40-small", "uniform_top1": 0.8, "oracle_best_top1": 0.85,
            "oracle_mean_top1": 0.82, "n": 7, "top1": [0.8] * 7}
     other = {**old, "cell": "size10-small"}
@@ -141,6 +142,19 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     assert sorted((p["cell"], p["fidelity"]) for p in results["proxy"]) == [
         ("lat40-small", "bn"), ("size10-small", "bn"), ("size10-small", "reference")]
     assert json.loads(out.read_text())["headroom"][1]["n"] == 21
+    # another machine does not reuse the earlier machine's study: it runs its own beside it
+    monkeypatch.setattr(ablation, "_fingerprint", lambda: "Xeon; avx512 f,fp16; 2 threads")
+    run(redo=False, n=20)
+    assert calls == [20, 20]
+    assert [(h["cell"], h["n"], h.get("machine")) for h in results["headroom"]] == [
+        ("size10-small", 7, None), ("lat40-small", 21, ablation.EARLIER),
+        ("lat40-small", 21, "Xeon; avx512 f,fp16; 2 threads")]
+    assert sum(p["cell"] == "lat40-small" for p in results["proxy"]) == 2
+    ablation.write_markdown(out, {**results, "machine": "test", "cells": [], "dense": [],
+                                  "rows": [{**_row("exponential", 0, 0.9)}, {**_row("uniform", 0, 0.9)}]})
+    text = out.with_suffix(".md").read_text()
+    assert "| vgg | lat40-small | 21 |" in text and "| vgg | lat40-small @B | 21 |" in text
+    assert "| vgg | lat40-small @B | bn | +0.50 |" in text
 
 
 def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablation) -> None:
