@@ -108,7 +108,7 @@ class RunConfig:
             line by about the measured miss, and the variant joins the step's candidates and
             competes by proxy. 0 takes the next-ranked candidate at once (measured: with 0, a
             vgg ``latency <= 0.5x`` run lost its two best candidates by 1-2 % misses and fell to
-            the most compressed network, 0.9 pt below uniform).
+            the most compressed network, 0.4 pt below uniform).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
             bound are counted and reported either way.
