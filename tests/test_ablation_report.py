@@ -81,7 +81,10 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
                "base_top1": 0.9339, "thinned": 1} for s in range(2)]
     moved += [{**_row("uniform-thin", 0, 0.915), "cell": "lat50", "machine": here, "base_top1": 0.9339, "thinned": 1}]
     retrained = [{**_row("exponential-repair", 0, 0.99), "cell": "lat50", "base_top1": 0.95}]
-    results = {"machine": "test", "rows": earlier + moved + retrained, "cells": [], "headroom": [], "proxy": [],
+    # the headroom study of machine B's cell, beside the earlier machine's one of the same cell
+    heads = [{"network": "vgg", "cell": "lat50", "uniform_top1": u, "oracle_best_top1": b, "oracle_mean_top1": u,
+              "n": 7, **({"machine": m} if m else {})} for u, b, m in ((0.90, 0.905, None), (0.915, 0.93, here))]
+    results = {"machine": "test", "rows": earlier + moved + retrained, "cells": [], "headroom": heads, "proxy": [],
                "dense": [{"network": "vgg", "top1": 0.9325, "latency_ms": 4.2, "latency_spread": 0.02},
                          {"network": "vgg", "top1": 0.9339, "latency_ms": 3.1, "latency_spread": 0.01,
                           "machine": here}],
@@ -104,6 +107,10 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert ("  With thinned variants of candidates that miss on re-timing (the current defaults; 3 variant(s) over 3 "
             "runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); minus the -repair "
             "rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 3/3 runs (met).") in text
+    assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
+            "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+    assert "exponential-repair's mean is +1.00 pt from it (met" in text
+    assert "| vgg | lat50 @B | 7 | 91.50 % | 93.00 % |" in text and "| vgg | lat50 | 7 | 90.00 % | 90.50 % |" in text
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
