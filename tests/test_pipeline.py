@@ -352,6 +352,14 @@ def test_cli_unreachable_budget_fails_fast_with_exit_1(tmp_path: Path, digits_we
                            weights=str(digits_weights), progress=False)
 
 
+def _quick_run(run_dir: Path, weights: Path, constraints: list[str], **settings) -> netbudget.CompressionResult:
+    """zoo:vgg on digits in one step without fine-tuning (bn proxy, channels only, moments back
+    to back), quiet unless ``settings`` say otherwise."""
+    return netbudget.compress("zoo:vgg", "digits", constraints, run_dir=run_dir, weights=str(weights), **{
+        "progress": False, "steps": 1, "final_epochs": 0, "step_epochs": 0, "proxy": "bn", "operators": ["channels"],
+        "moment_seconds": 0, **settings})
+
+
 def test_a_measured_budget_fails_fast_only_when_re_measurements_confirm_it(tmp_path: Path, digits_weights: Path) -> None:
     from netbudget.metrics import register_metric, unregister_metric
 
@@ -364,11 +372,7 @@ def test_a_measured_budget_fails_fast_only_when_re_measurements_confirm_it(tmp_p
     register_metric("spiky", spiky, "units")
     register_metric("stuck", lambda model: 3.0, "units")  # never below 3: unreachable
     try:
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["spiky <= 1 units"], run_dir=tmp_path / "spiky", weights=str(digits_weights),
-            progress=False, steps=1, trials=2, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            moment_seconds=0,
-        )
+        result = _quick_run(tmp_path / "spiky", digits_weights, ["spiky <= 1 units"], trials=2)
         assert result.feasible and result.summary["constraints"][0]["final"] == 0.5
         assert result.summary["warnings"] == []  # the floor (0.5) is far below the bound (1)
         with pytest.raises(UnreachableBudgetError, match="reaches 3 units \\(median of 7 re-measurements\\)"):
@@ -389,9 +393,7 @@ def test_a_measured_budget_close_to_the_reachable_floor_is_warned_about(tmp_path
                     "units")
     try:
         run_dir = tmp_path / "run"
-        result = netbudget.compress("zoo:vgg", "digits", ["steps <= 0.97 units", "macs <= 0.9x"], run_dir=run_dir,
-                                    weights=str(digits_weights), progress=False, steps=1, trials=2, final_epochs=0,
-                                    step_epochs=0, proxy="bn", operators=["channels"], moment_seconds=0, repairs=0)
+        result = _quick_run(run_dir, digits_weights, ["steps <= 0.97 units", "macs <= 0.9x"], trials=2, repairs=0)
         assert len(result.summary["warnings"]) == 1  # the exact MACs budget is never warned about
         assert result.summary["warnings"][0].startswith(
             "Budget 'steps <= 0.97 units' is tight: the most compressed network this search allows reaches 0.95 units "
@@ -446,11 +448,7 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
     # a user metric that holds during the search and is missed when re-measured at the end
     with _drift_jumps_at(monkeypatch, "_finish"):
         run_dir = tmp_path / "run"
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["drift <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
-            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            moment_seconds=0,
-        )
+        result = _quick_run(run_dir, digits_weights, ["drift <= 2 units", "macs <= 0.6x"], trials=3)
         assert result.feasible is False and result.model is None
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         assert summary["feasible"] is False
@@ -491,11 +489,7 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
     monkeypatch.setattr(pipeline_run._Run, "_recheck", recheck)
     try:
         run_dir = tmp_path / "run"
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
-            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            moment_seconds=0,
-        )
+        result = _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=3)
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         tries = summary["recheck"]["tries"]
         winner = netbudget.load(run_dir / "steps" / "0" / "model.pt")
@@ -547,11 +541,7 @@ def test_a_candidate_that_misses_on_re_timing_is_thinned_along_its_own_line_and_
     _confirmation_drift(monkeypatch, 1.2)
     try:
         run_dir = tmp_path / "run"
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
-            progress=True, steps=1, trials=1, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            moment_seconds=0, repairs=0,
-        )
+        result = _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=1, progress=True, repairs=0)
         storage = f"sqlite:///{run_dir / 'study.db'}"
         study = optuna.load_study(study_name="step-0", storage=storage)
         chain = result.summary["steps"][0]["thinned"]
@@ -630,11 +620,7 @@ def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repair
     monkeypatch.setattr(pipeline_run._Run, "_verify", verify)
     try:
         run_dir = tmp_path / "run"
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["drift <= 0.7 units"], run_dir=run_dir, weights=str(digits_weights),
-            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            moment_seconds=0, repairs=1,
-        )
+        result = _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=3, repairs=1)
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         winner = netbudget.load(run_dir / "steps" / "0" / "model.pt")
         assert summary["recheck"]["position"] == 0  # the winner held before the machine slowed down
@@ -710,11 +696,8 @@ def test_re_check_and_verification_re_measure_at_moments_apart(
     register_metric("wander", lambda model: 1.0 + 0.05 * state["moment"], "units")
     try:
         run_dir = tmp_path / "run"
-        result = netbudget.compress(
-            "zoo:vgg", "digits", ["wander <= 2 units", "macs <= 0.6x"], run_dir=run_dir, weights=str(digits_weights),
-            progress=False, steps=1, trials=3, final_epochs=0, step_epochs=0, proxy="bn", operators=["channels"],
-            remeasurements=10, moments=5, moment_seconds=7.0,
-        )
+        result = _quick_run(run_dir, digits_weights, ["wander <= 2 units", "macs <= 0.6x"], trials=3,
+                            remeasurements=10, moments=5, moment_seconds=7.0)
         assert result.feasible
         assert pauses == [7.0] * 8  # 4 between the re-check's 5 moments, 4 between verification's
         summary = json.loads((run_dir / "final" / "summary.json").read_text())

@@ -546,23 +546,23 @@ class _Run:
             for k, gap in over.items() if gap > 0
         )
         position = min(1.0, FALLBACK_STEP * math.ceil(max(needed, FALLBACK_STEP) / FALLBACK_STEP - 1e-9))
-        row = space.encode(trial.params)
-        channels = [i for i, d in enumerate(space.dimensions) if d.operator == "channels"]
-
-        def kept(config: Mapping[str, float]) -> list[int]:
-            return [_kept(space, root, config[space.dimensions[i].name])
-                    for i in channels for root in space.dimensions[i].targets]
-
-        before = kept(trial.params)
-        while True:  # kept counts are rounded: move on until the network actually changes
-            thinner = row.copy()
-            thinner[channels] += position * (1.0 - thinner[channels])
-            params = space.decode(thinner)
-            if kept(params) != before or position >= 1.0:
-                break
-            position = min(1.0, position + FALLBACK_STEP)
-        if kept(params) == before:
+        thinner = _thinner_params(space, trial.params, position)
+        if thinner is None:
             return False  # every channel group is at its floor already
+        params, position = thinner
+        self.console.print(f"  candidate #{trial.number} misses ({self._miss_text(values, thresholds, over, retimed)}); "
+                           f"trying it thinned by {position:.3f} of its remaining channel range")
+        study.enqueue_trial(params, user_attrs={"thinned_from": trial.number, "thinned_by": position})
+        study.optimize(objective, n_trials=1, gc_after_trial=False)
+        last = study.get_trials(deepcopy=False)[-1]
+        done.append({"from": trial.number, "trial": last.number, "position": position})
+        study.set_user_attr("thinned", done)
+        return True
+
+    def _miss_text(self, values: Mapping[str, float], thresholds: Mapping[str, float], over: Mapping[str, float],
+                   retimed: bool) -> str:
+        """What a candidate missed, per budget: its value against the step threshold, or its
+        re-timings' median + 2 sd against the unmargined bound."""
         parts = []
         for c in self.constraints:
             if over.get(c.key, 0) <= 0:
@@ -575,15 +575,7 @@ class _Run:
                 bound = thresholds[c.key] / (1.0 - self.margin)
                 parts.append(f"{c.metric} median + {CONFIRM_SIGMAS:g} sd {format_value(bound + over[c.key], c.unit)} "
                              f"against the unmargined {format_value(bound, c.unit)}")
-        text = ", ".join(parts)
-        self.console.print(f"  candidate #{trial.number} misses ({text}); "
-                           f"trying it thinned by {position:.3f} of its remaining channel range")
-        study.enqueue_trial(params, user_attrs={"thinned_from": trial.number, "thinned_by": position})
-        study.optimize(objective, n_trials=1, gc_after_trial=False)
-        last = study.get_trials(deepcopy=False)[-1]
-        done.append({"from": trial.number, "trial": last.number, "position": position})
-        study.set_user_attr("thinned", done)
-        return True
+        return ", ".join(parts)
 
     def _fit(self, epochs: int, *, seed: int) -> FitConfig:
         cfg = self.config
@@ -942,6 +934,31 @@ def _kept(space: SearchSpace, root: str, ratio: float) -> int:
     from netbudget.compress.channels import kept_channels
 
     return kept_channels((space.channel_counts or {})[root], min(ratio, 0.99), space.round_to)
+
+
+def _thinner_params(space: SearchSpace, params: Mapping[str, Any], position: float
+                    ) -> tuple[dict[str, float], float] | None:
+    """``params`` with every channel dimension moved towards its most compressed value by
+    ``position`` of its remaining range (unit cube), moved on by ``FALLBACK_STEP`` until a kept
+    (rounded) channel count changes; the new params and the position used, or ``None`` when
+    no count can change."""
+    row = space.encode(params)
+    channels = [i for i, d in enumerate(space.dimensions) if d.operator == "channels"]
+
+    def kept(config: Mapping[str, float]) -> list[int]:
+        return [_kept(space, root, config[space.dimensions[i].name])
+                for i in channels for root in space.dimensions[i].targets]
+
+    before = kept(params)
+    while True:
+        thinner = row.copy()
+        thinner[channels] += position * (1.0 - thinner[channels])
+        config = space.decode(thinner)
+        if kept(config) != before:
+            return config, position
+        if position >= 1.0:
+            return None
+        position = min(1.0, position + FALLBACK_STEP)
 
 
 def _estimator(cost: CostModel, key: str) -> Callable[[Mapping[str, Any]], float]:
