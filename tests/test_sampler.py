@@ -90,6 +90,29 @@ def test_never_proposes_a_configuration_violating_a_computable_bound() -> None:
     assert study.best_value > 0.5
 
 
+def test_a_computable_bound_met_only_in_a_corner_is_searched_from_a_known_feasible_point() -> None:
+    """A tight storage budget: only a corner of the space meets it (no uniform draw among 20k
+    does), but the enqueued configuration does; the sampler proposes other feasible ones."""
+    space = {f"x{i}": FloatDistribution(0.0, 1.0) for i in range(12)}
+    size = Bound(name="size", threshold=0.04, computable=lambda p: float(np.mean([1.0 - v for v in p.values()])))
+    sampler = ConstrainedBOSampler(search_space=space, bounds=[size], seed=0, n_startup_trials=4, n_candidates=256)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({name: 0.97 for name in space})
+
+    def objective(trial: optuna.Trial) -> float:
+        x = np.array([trial.suggest_float(name, 0.0, 1.0) for name in space])
+        return float(1.0 - np.sum(x**2 * np.linspace(0.1, 1.0, len(x))))
+
+    study.optimize(objective, n_trials=8)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    for t in study.trials:
+        assert size.computable(t.params) <= 0.04 + 1e-12, t.params
+    rows = {tuple(round(v, 6) for v in t.params.values()) for t in study.trials}
+    assert len(rows) == 8  # new configurations, not the enqueued one again
+    # the search trades the cheap dimensions against the expensive ones: better than the seed
+    assert study.best_value > study.trials[0].value
+
+
 def test_unreachable_computable_bound_raises() -> None:
     impossible = Bound(name="size", threshold=-1.0, computable=lambda p: p["a"])
     sampler = ConstrainedBOSampler(search_space=SPACE, bounds=[impossible], seed=0)

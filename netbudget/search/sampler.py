@@ -126,15 +126,20 @@ class ConstrainedBOSampler(BaseSampler):
             and set(codec.names) <= set(t.params)
         ]
         rng = np.random.default_rng([self._seed, trial.number])
+        # configurations already evaluated: where uniform draws never meet the computable
+        # bounds, random feasible points are sought from them outwards
+        known = np.array([codec.encode(t.params) for t in trials
+                          if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and set(codec.names) <= set(t.params)])
+        known = known.reshape(-1, codec.dims)
         if len(complete) < self._n_startup:
-            return codec.decode(self._startup_point(codec, trial.number, rng))
+            return codec.decode(self._startup_point(codec, trial.number, rng, known))
         pending = [
             t for t in trials
             if t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number != trial.number
             and set(codec.names) <= set(t.params)
         ]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        row = self._propose(codec, trials, complete, pending, sign, rng)
+        row = self._propose(codec, trials, complete, pending, sign, rng, known)
         return codec.decode(row)
 
     # -- internals -----------------------------------------------------------------------
@@ -149,26 +154,55 @@ class ConstrainedBOSampler(BaseSampler):
             mask[i] = all(b.computable(params) <= b.threshold for b in exact)
         return mask
 
-    def _startup_point(self, codec: UnitCubeCodec, number: int, rng: np.random.Generator) -> np.ndarray:
+    def _startup_point(self, codec: UnitCubeCodec, number: int, rng: np.random.Generator,
+                       known: np.ndarray) -> np.ndarray:
         """Scrambled Sobol point number ``number``, or a random one if it violates an exact bound."""
         sobol = torch.quasirandom.SobolEngine(codec.dims, scramble=True, seed=self._seed)
         sobol.fast_forward(number)
         row = codec.round_trip(sobol.draw(1, dtype=_DTYPE).numpy())
         if self._computable_ok(codec, row)[0]:
             return row[0]
-        return self._feasible_random(codec, rng)
+        return self._feasible_random(codec, rng, known)
 
-    def _feasible_random(self, codec: UnitCubeCodec, rng: np.random.Generator, tries: int = 20) -> np.ndarray:
-        for _ in range(tries):
+    def _feasible_random(self, codec: UnitCubeCodec, rng: np.random.Generator, known: np.ndarray,
+                         tries: int = 20) -> np.ndarray:
+        """A random row that meets every computable bound: drawn uniformly from the cube, or,
+        where the feasible region is too small for uniform draws to meet (a tight storage
+        budget is a corner of the space), on the segment from a ``known`` feasible row towards
+        a uniform draw, as far along it as the bounds allow."""
+        anchors = known[self._computable_ok(codec, known)] if len(known) else known
+        for _ in range(tries if len(anchors) == 0 else 2):
             rows = codec.round_trip(rng.random((1024, codec.dims)))
             ok = self._computable_ok(codec, rows)
             if ok.any():
                 return rows[int(np.argmax(ok))]
+        if len(anchors):
+            return self._towards_random(codec, anchors, rng)
         exact = [f"{b.name} <= {b.threshold:g}" for b in self._bounds if b.computable is not None]
         raise UnreachableBudgetError(
             f"No configuration among {tries * 1024} random ones satisfies the computable bounds {exact}: "
             "the budget is likely out of reach of this search space."
         )
+
+    def _towards_random(self, codec: UnitCubeCodec, anchors: np.ndarray, rng: np.random.Generator,
+                        directions: int = 16, halvings: int = 10) -> np.ndarray:
+        """The furthest feasible row found on segments from random ``anchors`` (feasible rows)
+        towards uniform draws: bisection on each segment, ``directions`` segments. Feasibility
+        need not be monotone along a segment; bisection keeps the last feasible point seen."""
+        best, best_step = anchors[int(rng.integers(len(anchors)))], -1.0
+        for _ in range(directions):
+            start, end = anchors[int(rng.integers(len(anchors)))], rng.random(codec.dims)
+            low, high, found = 0.0, 1.0, start
+            for _ in range(halvings):
+                mid = 0.5 * (low + high)
+                row = codec.round_trip((start + mid * (end - start))[None])
+                if self._computable_ok(codec, row)[0]:
+                    low, found = mid, row[0]
+                else:
+                    high = mid
+            if low > best_step:
+                best, best_step = found, low
+        return best
 
     def _propose(
         self,
@@ -178,6 +212,7 @@ class ConstrainedBOSampler(BaseSampler):
         pending: Sequence[FrozenTrial],
         sign: float,
         rng: np.random.Generator,
+        known: np.ndarray,
     ) -> np.ndarray:
         x_obj = np.stack([codec.encode(t.params) for t in complete])
         y_obj = np.array([self._score(t, sign) for t in complete])
@@ -215,7 +250,7 @@ class ConstrainedBOSampler(BaseSampler):
         rows = codec.round_trip(np.concatenate(candidates))
         rows = rows[self._computable_ok(codec, rows)]
         if len(rows) == 0:
-            return self._feasible_random(codec, rng)
+            return self._feasible_random(codec, rng, known)
         values = acquisition(rows)
         top = rows[np.argsort(-values)[:8]]
         refined = [
