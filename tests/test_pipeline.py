@@ -576,6 +576,45 @@ def test_a_candidate_that_misses_on_re_timing_is_thinned_along_its_own_line_and_
         unregister_metric("drift")
 
 
+def test_a_run_killed_between_enqueuing_a_thinned_variant_and_evaluating_it_resumes_cleanly(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import unregister_metric
+
+    _confirmation_drift(monkeypatch, 1.2)
+    enqueue = optuna.Study.enqueue_trial
+
+    def interrupted(self, params, *args, user_attrs=None, **kwargs):  # the process dies right after the enqueue
+        enqueue(self, params, *args, user_attrs=user_attrs, **kwargs)
+        if "thinned_from" in (user_attrs or {}):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", interrupted)
+    run_dir = tmp_path / "run"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=1, repairs=0)
+        monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+        result = netbudget.resume(run_dir, progress=False)
+        study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+        states = [t.state for t in study.trials]
+        # the stale variant was dropped, not run under the next variant's record
+        stale = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+        assert len(stale) == 1 and "thinned_from" in stale[0].user_attrs
+        assert optuna.trial.TrialState.WAITING not in states
+        chain = result.summary["steps"][0]["thinned"]
+        assert chain[0]["trial"] == stale[0].number + 1 and study.trials[chain[0]["trial"]].params == stale[0].system_attrs["fixed_params"]
+        for link in chain:  # every recorded variant was evaluated as the variant of its parent
+            variant = study.trials[link["trial"]]
+            assert variant.state == optuna.trial.TrialState.COMPLETE
+            assert variant.user_attrs["thinned_from"] == link["from"]
+            assert variant.user_attrs["thinned_by"] == link["position"]
+        assert study.user_attrs["winner"] == chain[-1]["trial"]
+        assert result.feasible and result.summary["constraints"][0]["final"] <= 0.7
+    finally:
+        unregister_metric("drift")
+
+
 def test_with_step_thinning_0_a_step_takes_the_next_candidate_instead(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -395,8 +395,12 @@ class _Run:
                                     load_if_exists=True)
         if study.user_attrs.get("done") and path.is_file():
             return load(path)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # interrupted: retried below
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            # interrupted: retried below. A thinned variant or fallback point left waiting is
+            # enqueued again where it is needed; left waiting, the next evaluation would run it
+            # in place of the point enqueued then, under that point's record.
+            if trial.state == TrialState.RUNNING or {"thinned_from", "fallback"} & trial.user_attrs.keys():
+                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         thresholds = self._thresholds(t)
         study.set_user_attr("step", t)
         study.set_user_attr("thresholds", thresholds)
