@@ -471,6 +471,31 @@ def _thin_line(rows: list[dict]) -> str:
                        "the -repair rows", {"exponential": "exponential-repair", "uniform": "uniform-repair"})
 
 
+def _computed(cell: str) -> bool:
+    """Whether every budget of ``cell`` (``size05`` or ``size05 @B``) is computed exactly from a
+    configuration: the pipeline's ``cooling='auto'`` then searches in one step."""
+    from netbudget.constraints import parse_constraints
+    from netbudget.pipeline.cost import COMPUTABLE_KEYS
+
+    return all(c.key in COMPUTABLE_KEYS for c in parse_constraints(CELLS[cell.split(" @")[0]]["constraints"]))
+
+
+def _computed_lines(rows: list[dict], mean: dict[str, float], head: dict[str, Any] | None) -> list[str]:
+    """Goal lines of a cell of computed budgets, where the default (``cooling='auto'``, since
+    session 11) is ``one-step``: against uniform, exponential and every other method."""
+    diff, sd, n = _paired(rows, "one-step")
+    cost, cost_sd, k = _paired(rows, "one-step", base="exponential")
+    rivals = {m: _paired(rows, m, base="one-step") for m in mean if m != "one-step" and not m.endswith(RERUNS)}
+    ahead = [f"{m} ({d:+.2f} pt over {j})" for m, (d, _, j) in rivals.items() if j and d > 0]
+    lines = [(f"  Default for computed budgets (`cooling='auto'` = one-step, since session 11): one-step - uniform = "
+              f"{_paired_text(diff, sd, n)} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); minus "
+              f"exponential = {_paired_text(cost, cost_sd, k)} pt over {k}; methods ahead of it (paired): "
+              f"{', '.join(ahead) or 'none'} ({'met' if not ahead else 'MISSED'}).")]
+    if head:
+        lines.append(_headroom_line(head, "one-step", mean["one-step"]))
+    return lines
+
+
 def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     """The uniform and exponential rows ``method`` is compared with in the table: the plain
     methods where the cell has them; in a cell run only with later defaults, the rows with
@@ -581,6 +606,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                      f"({'met' if not others else 'MISSED'}).")
         lines.append(f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
                      f"({'met' if all(feasible) else 'MISSED'}).")
+        if _computed(cell) and "one-step" in mean:
+            lines += _computed_lines(rows, mean, head)
         if {"exponential-recheck", "uniform-recheck"} <= set(mean):
             diff, sd, n = _paired(rows, "exponential-recheck", base="uniform-recheck")
             again = [r["feasible"] for r in rows if r["method"].endswith("-recheck")]

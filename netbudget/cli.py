@@ -211,7 +211,7 @@ def compress(
     trials: int = typer.Option(None, help="Candidates evaluated per step [default: 12]."),
     operators: str = typer.Option(None, help="Comma-separated: channels,prune,bits [default: from the budgets]."),
     sampler: str = typer.Option(None, help="netbudget, penalty, uniform, random, sobol, tpe, optuna-gp [default: netbudget]."),
-    cooling: str = typer.Option(None, help="exponential, linear or one-step [default: exponential]."),
+    cooling: str = typer.Option(None, help="auto, exponential, linear or one-step; auto: one-step when every budget is computed exactly (size, MACs, params), else exponential [default: auto]."),
     proxy: str = typer.Option(None, help="Candidate score: reference, bn, lookahead, agreement [default: lookahead]."),
     backend: str = typer.Option(None, help="Latency backend: onnxruntime or torch [default: onnxruntime]."),
     final_epochs: int = typer.Option(None, help="Fine-tuning epochs of the final network [default: 3]."),

@@ -186,3 +186,23 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert old["step_thinning"] == 0
     assert ablation._method_settings("exponential-thin", search, finetune, cell)["step_thinning"] == 4
 
+
+
+def test_a_cell_of_computed_budgets_is_judged_with_one_step_as_the_default(ablation, tmp_path) -> None:
+    rows = [{**_row("exponential", s, 0.88 + 0.01 * s), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("uniform", s, 0.87), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("one-step", s, 0.91), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("reference", s, 0.915 if s == 0 else 0.90), "cell": "size05"} for s in range(3)]
+    rows += [{**_row(m, s, 0.90), "cell": "lat40-small"} for m in ("exponential", "uniform", "one-step") for s in range(2)]
+    head = {"network": "vgg", "cell": "size05", "uniform_top1": 0.87, "oracle_best_top1": 0.90,
+            "oracle_mean_top1": 0.885, "n": 8}
+    results = {"machine": "test", "rows": rows, "cells": [], "headroom": [head], "dense": [], "proxy": []}
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, results)
+    text = out.with_suffix(".md").read_text()
+    assert ("Default for computed budgets (`cooling='auto'` = one-step, since session 11): one-step - uniform = "
+            "+4.00 +- 0.00 pt over 3 paired seeds (met); minus exponential = +2.00 +- 1.00 pt over 3; methods ahead "
+            "of it (paired): none (met).") in text
+    assert "one-step's mean is +4.00 pt from it (met: at least half where the headroom is >= 1 pt)" in text
+    assert text.count("Default for computed budgets") == 1  # a latency cell keeps exponential as its default
+    assert ablation._computed("size05 @B") and ablation._computed("size10-small") and not ablation._computed("two")

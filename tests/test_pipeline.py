@@ -406,6 +406,40 @@ def test_a_measured_budget_close_to_the_reachable_floor_is_warned_about(tmp_path
         unregister_metric("steps")
 
 
+@pytest.mark.parametrize(
+    ("constraints", "cooling", "steps", "trials", "step_epochs"),
+    [
+        (["size <= 0.05x"], "one-step", 1, 36, 6),  # computed exactly: one step with every step's budget
+        (["macs <= 0.4x", "params <= 0.5x"], "one-step", 1, 36, 6),
+        (["latency <= 0.5x", "size <= 0.1x"], "exponential", 3, 12, 2),  # one budget is measured
+        (["memory <= 0.5x"], "exponential", 3, 12, 2),  # peak memory is measured, not modelled exactly
+    ],
+)
+def test_auto_cooling_searches_computed_budgets_in_one_step(
+    tmp_path: Path, constraints: list[str], cooling: str, steps: int, trials: int, step_epochs: int
+) -> None:
+    config = RunConfig(constraints=constraints, steps=3, trials=12, step_epochs=2)
+    assert (config.cooling, config.steps, config.trials, config.step_epochs) == (cooling, steps, trials, step_epochs)
+    assert RunConfig.read(config.write(tmp_path / "run.yaml")) == config  # run.yaml records what auto chose
+    explicit = RunConfig(constraints=constraints, cooling="exponential", steps=3, trials=12, step_epochs=2)
+    assert (explicit.cooling, explicit.steps, explicit.trials) == ("exponential", 3, 12)
+    with pytest.raises(InvalidArgumentError, match="`cooling` must be one of \\('auto', 'exponential'.*cooling='cold'"):
+        RunConfig(constraints=constraints, cooling="cold")
+
+
+def test_a_size_budget_runs_one_step_with_every_steps_evaluations(tmp_path: Path, digits_weights: Path) -> None:
+    exit_code, output = _cli([
+        "compress", "--dataset", "digits", "--weights", str(digits_weights), "--constraint", "size <= 0.2x",
+        "--run-dir", str(tmp_path / "run"), "--steps", "2", "--trials", "3", "--final-epochs", "0",
+        "--proxy", "bn", "--quiet"])
+    assert exit_code == 0, output
+    summary = json.loads((tmp_path / "run" / "final" / "summary.json").read_text())
+    assert len(summary["steps"]) == 1 and summary["steps"][0]["evaluated"] == 6
+    assert summary["feasible"] and summary["constraints"][0]["ratio"] <= 0.2
+    stored = RunConfig.read(tmp_path / "run" / "run.yaml")
+    assert (stored.cooling, stored.steps, stored.trials, stored.step_epochs) == ("one-step", 1, 6, 2)
+
+
 def test_round_to_is_8_by_default_and_stored_in_the_run_configuration(tmp_path: Path) -> None:
     assert RunConfig(constraints=["latency <= 0.5x"]).round_to == 8
     path = RunConfig(constraints=["latency <= 0.5x"], round_to=16).write(tmp_path / "run.yaml")
