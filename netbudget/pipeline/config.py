@@ -51,7 +51,7 @@ class RunConfig:
         width: width multiplier of zoo networks.
         steps: cooling steps ``T``.
         cooling: ``auto``, ``exponential``, ``linear`` or ``one-step``. ``auto`` (default):
-            ``exponential`` when a budget is measured (latency, peak memory, user metrics);
+            ``exponential`` when a budget is modelled (latency, user metrics, peak memory);
             when every budget is computed exactly from a configuration (size, MACs, params),
             ``one-step`` with the evaluations and step fine-tuning of all ``steps``
             (``trials * steps`` candidates, ``step_epochs * steps`` epochs, ``steps`` = 1).
