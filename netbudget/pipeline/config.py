@@ -210,10 +210,9 @@ class RunConfig:
         if self.cooling == "auto":
             from netbudget.pipeline.cost import COMPUTABLE_KEYS
 
-            if all(c.key in COMPUTABLE_KEYS for c in parsed):
-                self.cooling, self.trials, self.step_epochs = "one-step", self.trials * self.steps, \
-                    self.step_epochs * self.steps
-                self.steps = 1
+            if all(c.key in COMPUTABLE_KEYS for c in parsed):  # one step with every step's budget
+                self.trials, self.step_epochs = self.trials * self.steps, self.step_epochs * self.steps
+                self.cooling, self.steps = "one-step", 1
             else:
                 self.cooling = "exponential"
         if self.startup_trials is not None and self.startup_trials < 1:
