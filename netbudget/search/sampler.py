@@ -126,20 +126,15 @@ class ConstrainedBOSampler(BaseSampler):
             and set(codec.names) <= set(t.params)
         ]
         rng = np.random.default_rng([self._seed, trial.number])
-        # configurations already evaluated: where uniform draws never meet the computable
-        # bounds, random feasible points are sought from them outwards
-        known = np.array([codec.encode(t.params) for t in trials
-                          if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and set(codec.names) <= set(t.params)])
-        known = known.reshape(-1, codec.dims)
         if len(complete) < self._n_startup:
-            return codec.decode(self._startup_point(codec, trial.number, rng, known))
+            return codec.decode(self._startup_point(codec, trial.number, rng, trials))
         pending = [
             t for t in trials
             if t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number != trial.number
             and set(codec.names) <= set(t.params)
         ]
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        row = self._propose(codec, trials, complete, pending, sign, rng, known)
+        row = self._propose(codec, trials, complete, pending, sign, rng)
         return codec.decode(row)
 
     # -- internals -----------------------------------------------------------------------
@@ -155,21 +150,23 @@ class ConstrainedBOSampler(BaseSampler):
         return mask
 
     def _startup_point(self, codec: UnitCubeCodec, number: int, rng: np.random.Generator,
-                       known: np.ndarray) -> np.ndarray:
+                       trials: Sequence[FrozenTrial]) -> np.ndarray:
         """Scrambled Sobol point number ``number``, or a random one if it violates an exact bound."""
         sobol = torch.quasirandom.SobolEngine(codec.dims, scramble=True, seed=self._seed)
         sobol.fast_forward(number)
         row = codec.round_trip(sobol.draw(1, dtype=_DTYPE).numpy())
         if self._computable_ok(codec, row)[0]:
             return row[0]
-        return self._feasible_random(codec, rng, known)
+        return self._feasible_random(codec, rng, trials)
 
-    def _feasible_random(self, codec: UnitCubeCodec, rng: np.random.Generator, known: np.ndarray,
+    def _feasible_random(self, codec: UnitCubeCodec, rng: np.random.Generator, trials: Sequence[FrozenTrial],
                          tries: int = 20) -> np.ndarray:
         """A random row that meets every computable bound: drawn uniformly from the cube, or,
         where the feasible region is too small for uniform draws to meet (a tight storage
-        budget is a corner of the space), on the segment from a ``known`` feasible row towards
-        a uniform draw, as far along it as the bounds allow."""
+        budget is a corner of the space), on the segment from an evaluated feasible
+        configuration among ``trials`` towards a uniform draw, as far along it as the bounds allow."""
+        known = np.array([codec.encode(t.params) for t in trials
+                          if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and set(codec.names) <= set(t.params)])
         anchors = known[self._computable_ok(codec, known)] if len(known) else known
         for _ in range(tries if len(anchors) == 0 else 2):
             rows = codec.round_trip(rng.random((1024, codec.dims)))
@@ -212,7 +209,6 @@ class ConstrainedBOSampler(BaseSampler):
         pending: Sequence[FrozenTrial],
         sign: float,
         rng: np.random.Generator,
-        known: np.ndarray,
     ) -> np.ndarray:
         x_obj = np.stack([codec.encode(t.params) for t in complete])
         y_obj = np.array([self._score(t, sign) for t in complete])
@@ -250,7 +246,7 @@ class ConstrainedBOSampler(BaseSampler):
         rows = codec.round_trip(np.concatenate(candidates))
         rows = rows[self._computable_ok(codec, rows)]
         if len(rows) == 0:
-            return self._feasible_random(codec, rng, known)
+            return self._feasible_random(codec, rng, trials)
         values = acquisition(rows)
         top = rows[np.argsort(-values)[:8]]
         refined = [
