@@ -66,7 +66,7 @@ RESULTS = Path(__file__).parent / "results"
 METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
            "exponential-la20", "exponential-recheck", "uniform-recheck", "exponential-margin4", "exponential-w16",
            "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
-           "exponential-thin", "uniform-thin"]
+           "exponential-thin", "uniform-thin", "exponential-split"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -85,9 +85,13 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # *-thin: the pipeline's defaults since session 10: the -repair settings, and a step whose best
 # candidates miss on re-timing evaluates thinned variants of them (`step_thinning` 4) instead
 # of taking the next-ranked one at once; the -repair rows ran without it (pinned to 0).
+# *-split: the pipeline's defaults since session 12: steps in a space that mixes channels with
+# prune / bits also start from the channels-first and weights-first split seeds
+# (`split_seeds`); the two-constraint cell's earlier rows ran without them (pinned off).
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
-              "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin"}
+              "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
+              "exponential-split"}
 # a method re-run with a later pipeline or another setting: its own goal line, not a rival
 VARIANTS: dict[str, dict[str, Any]] = {
     "-recheck": {},
@@ -96,8 +100,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-moments": {"moments": 5, "moment_seconds": 10.0},
     "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 0},
     "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4},
+    "-split": {"split_seeds": True},
 }
-PINNED = ("min_margin", "moments", "repairs", "step_thinning")  # pipeline settings a cell pins to what its older rows ran with
+PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds")  # pipeline settings a cell pins to what its older rows ran with
 RERUNS = tuple(VARIANTS)
 CELLS: dict[str, dict[str, Any]] = {
     "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "moments": 1, "repairs": 0, "step_thinning": 0},
@@ -105,7 +110,7 @@ CELLS: dict[str, dict[str, Any]] = {
               "repairs": 0, "step_thinning": 0},
     "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02, "moments": 1,
                     "repairs": 0, "step_thinning": 0},
-    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard"},
+    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "split_seeds": False},
     "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
     "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0,
                      "step_thinning": 0},
@@ -471,6 +476,19 @@ def _thin_line(rows: list[dict]) -> str:
                        "the -repair rows", {"exponential": "exponential-repair", "uniform": "uniform-repair"})
 
 
+def _split_line(rows: list[dict]) -> str:
+    """Goal line of the ``exponential-split`` rows (the default since session 12 in a space that
+    mixes channels with prune / bits): against uniform (which ignores split seeds), against
+    exponential without them, and feasibility."""
+    diff, sd, n = _paired(rows, "exponential-split")
+    gain, gain_sd, k = _paired(rows, "exponential-split", base="exponential")
+    again = [r["feasible"] for r in rows if r["method"] == "exponential-split"]
+    return (f"  With split seeds (the default since session 12): exponential-split - uniform = "
+            f"{_paired_text(diff, sd, n) or 'n/a'} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); "
+            f"minus exponential without them = {_paired_text(gain, gain_sd, k) or 'n/a'} pt over {k}; feasible "
+            f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
+
+
 def _computed(cell: str) -> bool:
     """Whether every budget of ``cell`` (``size05`` or ``size05 @B``) is computed exactly from a
     configuration: the pipeline's ``cooling='auto'`` then searches in one step."""
@@ -633,6 +651,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             lines.append(_repair_line(rows))
         if {"exponential-thin", "uniform-thin"} <= set(mean):
             lines.append(_thin_line(rows))
+        if "exponential-split" in mean:
+            lines.append(_split_line(rows))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:

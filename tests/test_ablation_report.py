@@ -185,7 +185,25 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     # the rows of the cells that ran before thinned variants pin it off; -thin turns it on
     assert old["step_thinning"] == 0
     assert ablation._method_settings("exponential-thin", search, finetune, cell)["step_thinning"] == 4
+    # the two-constraint cell's rows ran before split seeds: pinned off; -split turns them on
+    two = ablation.CELLS["two"]
+    assert ablation._method_settings("exponential", search, finetune, two)["split_seeds"] is False
+    assert ablation._method_settings("exponential-split", search, finetune, two) == {
+        **ablation._method_settings("exponential", search, finetune, two), "split_seeds": True}
 
+
+def test_split_seed_rows_are_judged_against_uniform_and_exponential_without_them(ablation, tmp_path) -> None:
+    rows = [{**_row("exponential", s, 0.91), "cell": "two"} for s in range(2)]
+    rows += [{**_row("uniform", s, 0.90), "cell": "two"} for s in range(3)]
+    rows += [{**_row("exponential-split", s, 0.92 + 0.01 * s), "cell": "two"} for s in range(3)]
+    rows[-1]["feasible"] = False
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                  "proxy": []})
+    text = out.with_suffix(".md").read_text()
+    assert ("With split seeds (the default since session 12): exponential-split - uniform = +3.00 +- 1.00 pt over 3 "
+            "paired seeds (met); minus exponential without them = +1.50 +- 0.71 pt over 2; feasible 2/3 runs "
+            "(MISSED).") in text
 
 
 def test_a_cell_of_computed_budgets_is_judged_with_one_step_as_the_default(ablation, tmp_path) -> None:

@@ -31,6 +31,7 @@ from netbudget.export.packed import packed_size
 from netbudget.metrics.macs import count_macs, count_params
 from netbudget.pipeline import CostModel, RunConfig, default_operators
 from netbudget.pipeline.run import _ranked
+from netbudget.search.bounds import measured
 from netbudget.space import build_space
 from netbudget.zoo import build_model, save_checkpoint
 
@@ -119,6 +120,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
+        ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -788,3 +790,72 @@ def test_re_check_and_verification_re_measure_at_moments_apart(
     finally:
         unregister_metric("wander")
 
+
+
+def _seed_trials(run_dir: Path) -> dict[str, optuna.trial.FrozenTrial]:
+    """The evaluated seed trials of step 0 by kind (``uniform``, ``channels-first``, ``weights-first``)."""
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    seeds = {}
+    for trial in study.trials:
+        kind = "uniform" if trial.user_attrs.get("seed") else trial.user_attrs.get("split_seed")
+        if kind is not None and trial.state in done:
+            assert kind not in seeds, f"seed {kind} evaluated twice"
+            seeds[kind] = trial
+    return seeds
+
+
+def test_a_mixed_space_starts_from_split_seeds_that_leave_weights_alone_when_channels_suffice(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    budgets = ["macs <= 0.5x", "size <= 0.5x"]  # MACs fall only with channels; size is met once they fall
+    operators = ["channels", "prune", "bits"]
+    result = _quick_run(tmp_path / "split", digits_weights, budgets, trials=4, operators=operators)
+    assert result.feasible
+    seeds = _seed_trials(tmp_path / "split")
+    assert "uniform" in seeds and "channels-first" in seeds
+    for trial in seeds.values():  # every seed meets both budgets
+        assert all(measured(trial)[c["key"]] <= c["bound"] for c in result.summary["constraints"])
+    uniform, split = seeds["uniform"].params, seeds["channels-first"].params
+    weights = [name for name in split if not name.startswith("channels:")]
+    assert weights and all(split[n] == (8 if n.startswith("bits:") else 0.0) for n in weights)  # weights untouched
+    assert all(uniform[n] > 0 for n in weights if n.startswith("prune:"))  # the uniform seed prunes them anyway
+    assert any(split[n] > 0 for n in split if n.startswith("channels:"))
+    # without split seeds, or with the uniform sampler (the one-ratio baseline), only the uniform seed
+    _quick_run(tmp_path / "off", digits_weights, budgets, trials=4, operators=operators, split_seeds=False)
+    _quick_run(tmp_path / "uniform", digits_weights, budgets, trials=4, operators=operators, sampler="uniform")
+    assert list(_seed_trials(tmp_path / "off")) == list(_seed_trials(tmp_path / "uniform")) == ["uniform"]
+    assert "split_seeds: false" in (tmp_path / "off" / "run.yaml").read_text()
+
+
+def test_a_run_killed_while_evaluating_a_split_seed_evaluates_each_seed_once_after_resume(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import netbudget.pipeline.run as run_module
+
+    calls = {"n": 0}
+    real = run_module.score
+
+    def dies_on_the_second(*args, **kwargs):  # the uniform seed is scored first, a split seed second
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score", dies_on_the_second)
+    run_dir = tmp_path / "run"
+    settings = {"trials": 4, "operators": ["channels", "prune", "bits"]}
+    with pytest.raises(KeyboardInterrupt):
+        _quick_run(run_dir, digits_weights, ["macs <= 0.5x", "size <= 0.5x"], **settings)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    probes = [t.number for t in study.trials if "probe" in t.user_attrs]
+    killed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)  # Optuna marks it so
+    assert "split_seed" in killed.user_attrs and len(_seed_trials(run_dir)) == 1
+    monkeypatch.setattr(run_module, "score", real)
+    result = netbudget.resume(run_dir, progress=False)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    assert [t.number for t in study.trials if "probe" in t.user_attrs] == probes  # no bisection redone
+    seeds = _seed_trials(run_dir)  # each evaluated once, the killed one again with its own settings
+    assert seeds[killed.user_attrs["split_seed"]].params == killed.params
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert result.feasible and result.summary["steps"][0]["evaluated"] == 4

@@ -411,13 +411,15 @@ class _Run:
                   computable=_estimator(cost, c.key) if cost is not None and c.key in COMPUTABLE_KEYS else None)
             for c in self.constraints
         ]
-        seed_params = self._uniform_seed(study, t, current, space, cost, thresholds)
+        seeds = self._seeds(study, current, space, cost, thresholds)
         evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
                      and "probe" not in x.user_attrs]
-        if not any(x.user_attrs.get("seed") for x in evaluated) and not any(
-            x.state == TrialState.WAITING for x in study.get_trials(deepcopy=False)
-        ):
-            study.enqueue_trial(seed_params, user_attrs={"seed": True}, skip_if_exists=False)
+        held = [x for x in study.get_trials(deepcopy=False)
+                if x.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING) and "probe" not in x.user_attrs]
+        for attrs, params in seeds:  # each seed once, again after an interruption that failed it
+            name, value = next(iter(attrs.items()))
+            if not any(x.user_attrs.get(name) == value for x in held):
+                study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
         budget = 1 if cfg.sampler == "uniform" else cfg.trials
         remaining = budget - len(evaluated)
         description = ", ".join(
@@ -625,47 +627,79 @@ class _Run:
 
         return objective
 
-    # ---- the uniform-ratio seed point (bisection on measured values; probes are stored)
-    def _uniform_seed(self, study, t, current, space, cost, thresholds) -> dict[str, float]:
-        if "seed_u" in study.user_attrs:
-            return space.uniform(study.user_attrs["seed_u"])
-        probes = {round(x.user_attrs["probe"], 9): measured(x)
+    # ---- the seed points (bisection on measured values; probes are stored)
+    def _seeds(self, study, current, space, cost, thresholds) -> list[tuple[dict[str, Any], dict[str, float]]]:
+        """The step's seed points as ``(trial attributes, configuration)``: the uniform-ratio
+        configuration (``seed``: every dimension at the smallest common position that meets
+        the thresholds) and, with ``split_seeds`` where channels mix with weight operators,
+        ``split_seed`` ``channels-first`` / ``weights-first``: that kind as little compressed
+        as the thresholds allow with the other kind at its most, then the other kind as
+        little as they allow. Positions are stored (``seed_u``, ``seed_split``) for resume."""
+        if "seed_u" not in study.user_attrs or (self._split_masks(space) and "seed_split" not in study.user_attrs):
+            self._bisect_seeds(study, current, space, cost, thresholds)
+        seeds = [({"seed": True}, space.uniform(study.user_attrs["seed_u"]))]
+        for kind, position in study.user_attrs.get("seed_split", {}).items():
+            config = space.decode(position)
+            if all(config != other for _, other in seeds):
+                seeds.append(({"split_seed": kind}, config))
+        return seeds
+
+    def _split_masks(self, space: SearchSpace) -> dict[str, np.ndarray]:
+        """``{"channels-first": mask, "weights-first": mask}`` of the dimensions each split seed
+        minimises first; empty when split seeds do not apply."""
+        channels = np.array([d.operator == "channels" for d in space.dimensions])
+        if not self.config.split_seeds or self.config.sampler == "uniform" or channels.all() or not channels.any():
+            return {}
+        return {"channels-first": channels, "weights-first": ~channels}
+
+    def _bisect_seeds(self, study, current, space, cost, thresholds) -> None:
+        probes = {tuple(sorted(x.params.items())): measured(x)
                   for x in study.get_trials(deepcopy=False) if x.user_attrs.get("probe") is not None}
 
-        def values_at(u: float) -> dict[str, float]:
-            key = round(u, 9)
-            if key in probes:
-                return probes[key]
-            config = space.uniform(u)
-            if all(c.key in COMPUTABLE_KEYS for c in self.constraints) and cost is not None:
-                values = {c.key: cost.estimate(config)[c.key] for c in self.constraints}
-            else:
-                values = self._measure(apply_config(current, space, config).module, relative_to=self.original_values)
-            study.add_trial(optuna.trial.create_trial(
-                params=config, distributions=space.distributions(), state=TrialState.PRUNED,
-                user_attrs={"probe": u, "measured": values},
-            ))
-            probes[key] = values
-            return values
+        def ok(position: np.ndarray, label: float | str) -> bool:
+            config = space.decode(position)
+            key = tuple(sorted(config.items()))
+            if key not in probes:
+                if all(c.key in COMPUTABLE_KEYS for c in self.constraints) and cost is not None:
+                    values = {c.key: cost.estimate(config)[c.key] for c in self.constraints}
+                else:
+                    values = self._measure(apply_config(current, space, config).module, relative_to=self.original_values)
+                study.add_trial(optuna.trial.create_trial(
+                    params=config, distributions=space.distributions(), state=TrialState.PRUNED,
+                    user_attrs={"probe": label, "measured": values},
+                ))
+                probes[key] = values
+            return all(v <= thresholds[k] for k, v in probes[key].items())
 
-        def ok(u: float) -> bool:
-            return all(v <= thresholds[k] for k, v in values_at(u).items())
+        def smallest(line: Callable[[float], np.ndarray], label: str | None = None) -> float:
+            """The smallest position along ``line`` (0..1) that meets the thresholds, to 1/128;
+            1 where none does."""
+            def at(u: float) -> bool:
+                return ok(line(u), u if label is None else f"{label} {u:g}")
 
-        low, high = 0.0, 1.0
-        if ok(0.0):
-            best = 0.0
-        elif not ok(1.0):
-            best = 1.0
-        else:
+            if at(0.0):
+                return 0.0
+            if not at(1.0):
+                return 1.0
+            low, high = 0.0, 1.0
             for _ in range(7):  # bracket 1/128 of the range
                 mid = 0.5 * (low + high)
-                if ok(mid):
+                if at(mid):
                     high = mid
                 else:
                     low = mid
-            best = high
-        study.set_user_attr("seed_u", best)
-        return space.uniform(best)
+            return high
+
+        n = len(space)
+        if "seed_u" not in study.user_attrs:
+            study.set_user_attr("seed_u", smallest(lambda u: np.full(n, u)))
+        split = {}
+        for kind, first in self._split_masks(space).items():
+            u_first = smallest(lambda u, m=first: np.where(m, u, 1.0), kind)
+            u_then = smallest(lambda u, m=first, f=u_first: np.where(m, f, u), kind)
+            split[kind] = np.where(first, u_first, u_then).tolist()
+        if split:
+            study.set_user_attr("seed_split", split)
 
     # ---- re-check, final fine-tune, verification, export
     def _remeasure(self, module: nn.Module, constraints: Sequence[Constraint]) -> dict[str, list[list[float]]]:
