@@ -84,6 +84,10 @@ def build_report(run_dir: str | Path) -> Path:
             if seed:
                 ax.scatter([measured(seed[0])[key] / original[key]], [100 * seed[0].value], marker="s",
                            facecolors="none", edgecolors="green", s=80, label="uniform seed")
+            split = [x for x in scored if x.user_attrs.get("split_seed")]
+            if split:
+                ax.scatter([measured(x)[key] / original[key] for x in split], [100 * x.value for x in split],
+                           marker="D", facecolors="none", edgecolors="purple", s=60, label="split seed")
             winner = step["attrs"].get("winner")
             chosen = [x for x in scored if x.number == winner]
             if chosen:
