@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -224,3 +225,26 @@ def test_a_cell_of_computed_budgets_is_judged_with_one_step_as_the_default(ablat
     assert "one-step's mean is +4.00 pt from it (met: at least half where the headroom is >= 1 pt)" in text
     assert text.count("Default for computed budgets") == 1  # a latency cell keeps exponential as its default
     assert ablation._computed("size05 @B") and ablation._computed("size10-small") and not ablation._computed("two")
+
+
+def test_headroom_positions_vary_where_only_the_corner_neighbourhood_meets_the_budget(ablation) -> None:
+    # a storage-like budget: one dimension holds 99 % of the weight and must stay near 1;
+    # mixing any random start towards the corner collapses onto the corner at 1/64
+    weight = np.array([99.0, 0.25, 0.25, 0.25, 0.25])
+
+    def feasible(x: np.ndarray) -> bool:
+        return float(weight @ (1.0 - x)) <= 0.6
+
+    positions = ablation._headroom_positions(feasible, 5, 8, np.random.default_rng(0))
+    assert len(positions) == 9 and all(feasible(p) for p in positions)
+    assert np.allclose(positions[0], positions[0][0])  # the uniform position first
+    rest = np.array(positions[1:])
+    assert len({tuple(np.round(p, 6)) for p in rest}) == 8  # no two alike (all were the corner before)
+    assert rest[:, 0].min() > 0.99  # the heavy dimension stays compressed
+    assert rest[:, 1:].min() < 0.2 and np.ptp(rest[:, 1:]) > 0.7  # the light ones spread over their range
+    # a loose budget keeps the mixing construction (and its random stream): no coordinate sampling
+    loose = ablation._headroom_positions(lambda x: float(weight @ (1.0 - x)) <= 60.0, 5, 3, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    for p in loose[1:]:
+        start = rng.random(5)
+        assert np.allclose((p - start) / (1.0 - start), ((p - start) / (1.0 - start))[0])  # on start's line
