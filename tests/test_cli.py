@@ -19,6 +19,15 @@ def test_help_lists_commands() -> None:
         assert command in result.output
 
 
+def test_option_help_shows_its_default() -> None:
+    # "[default: 12]" would be read as rich markup and vanish unless escaped
+    result = runner.invoke(app, ["compress", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "Candidates evaluated per step [default: 12]." in text
+    assert "when channels mix with prune/bits [default: on]." in text
+
+
 def test_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "ckpt.pt"
     result = runner.invoke(app, ["train", "--model", "zoo:vgg", "--dataset", "digits", "--epochs", "2", "--out", str(out)])
