@@ -209,7 +209,7 @@ def compress(
     constraint: list[str] = typer.Option(None, "--constraint", "-c", help="Budget, repeatable: 'latency <= 0.5x', 'size <= 2 MB', 'latency.p99 <= 8 ms'."),
     steps: int = typer.Option(None, help="Cooling steps \\[default: 5]."),
     trials: int = typer.Option(None, help="Candidates evaluated per step \\[default: 12]."),
-    split_seeds: bool = typer.Option(None, "--split-seeds/--no-split-seeds", help="Also start each step from channel-first and weight-first seeds when channels mix with prune/bits \\[default: on]."),
+    split_seeds: bool = typer.Option(None, "--split-seeds/--no-split-seeds", help="Also start each step from channels-first and weights-first seeds when channels mix with prune/bits \\[default: on]."),
     operators: str = typer.Option(None, help="Comma-separated: channels,prune,bits \\[default: from the budgets]."),
     sampler: str = typer.Option(None, help="netbudget, penalty, uniform, random, sobol, tpe, optuna-gp \\[default: netbudget]."),
     cooling: str = typer.Option(None, help="auto, exponential, linear or one-step; auto: one-step when every budget is computed exactly (size, MACs, params), else exponential \\[default: auto]."),
