@@ -414,12 +414,10 @@ class _Run:
         seeds = self._seeds(study, current, space, cost, thresholds)
         evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
                      and "probe" not in x.user_attrs]
-        held = [x for x in study.get_trials(deepcopy=False)
-                if x.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING) and "probe" not in x.user_attrs]
-        for attrs, params in seeds:  # each seed once, again after an interruption that failed it
-            name, value = next(iter(attrs.items()))
+        held = evaluated + [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.WAITING]
+        for name, value, params in seeds:  # each seed once, again after an interruption that failed it
             if not any(x.user_attrs.get(name) == value for x in held):
-                study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+                study.enqueue_trial(params, user_attrs={name: value}, skip_if_exists=False)
         budget = 1 if cfg.sampler == "uniform" else cfg.trials
         remaining = budget - len(evaluated)
         description = ", ".join(
@@ -628,8 +626,8 @@ class _Run:
         return objective
 
     # ---- the seed points (bisection on measured values; probes are stored)
-    def _seeds(self, study, current, space, cost, thresholds) -> list[tuple[dict[str, Any], dict[str, float]]]:
-        """The step's seed points as ``(trial attributes, configuration)``: the uniform-ratio
+    def _seeds(self, study, current, space, cost, thresholds) -> list[tuple[str, Any, dict[str, float]]]:
+        """The step's seed points as ``(trial attribute, its value, configuration)``: the uniform-ratio
         configuration (``seed``: every dimension at the smallest common position that meets
         the thresholds) and, with ``split_seeds`` where channels mix with weight operators,
         ``split_seed`` ``channels-first`` / ``weights-first``: that kind as little compressed
@@ -637,11 +635,11 @@ class _Run:
         little as they allow. Positions are stored (``seed_u``, ``seed_split``) for resume."""
         if "seed_u" not in study.user_attrs or (self._split_masks(space) and "seed_split" not in study.user_attrs):
             self._bisect_seeds(study, current, space, cost, thresholds)
-        seeds = [({"seed": True}, space.uniform(study.user_attrs["seed_u"]))]
+        seeds = [("seed", True, space.uniform(study.user_attrs["seed_u"]))]
         for kind, position in study.user_attrs.get("seed_split", {}).items():
             config = space.decode(position)
-            if all(config != other for _, other in seeds):
-                seeds.append(({"split_seed": kind}, config))
+            if all(config != other for _, _, other in seeds):
+                seeds.append(("split_seed", kind, config))
         return seeds
 
     def _split_masks(self, space: SearchSpace) -> dict[str, np.ndarray]:
