@@ -254,9 +254,37 @@ def _headroom_positions(feasible: Callable[[np.ndarray], bool], dims: int, n: in
     return positions
 
 
+def _read_cache(path: Path | None, key: dict[str, Any]) -> dict[str, Any]:
+    """A study's saved JSON if it was made under ``key``, else ``{}``."""
+    saved = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    return saved if saved.get("key") == key else {}
+
+
+def _cached_points(path: Path | None, key: dict[str, Any], positions: list[np.ndarray],
+                   compute: Callable[[np.ndarray], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``compute(position)`` for each position, each result saved to ``path`` (JSON, with the
+    positions) as it is done: a study stopped half-way redoes only the positions it had not
+    finished. A saved result is reused only under the same ``key`` (the study's settings) and
+    the same position (to 1e-9)."""
+    saved = _read_cache(path, key)
+    done = saved.get("points", [])
+    points = []
+    for position in positions:
+        hit = next((p for p in done if np.allclose(p["position"], position, rtol=0.0, atol=1e-9)), None)
+        points.append(hit if hit is not None else {"position": [float(x) for x in position], **compute(position)})
+        if hit is None and path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"key": key, "positions": [[float(x) for x in q] for q in positions],
+                                       "points": points + [p for p in done if p not in points]}))
+            tmp.replace(path)
+    return points
+
+
 def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, Any], steps: int,
-              seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Random bounded feasible configurations + uniform, fine-tuned; proxy scores of each."""
+              seed: int = 0, cache: Path | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Random bounded feasible configurations + uniform, fine-tuned; proxy scores of each.
+    ``cache``: a JSON file keeping each finished configuration, so an interrupted study resumes."""
     from netbudget.compress import compress as apply_config
     from netbudget.constraints import parse_constraints
     from netbudget.exceptions import UnreachableBudgetError
@@ -288,29 +316,40 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
 
     if not feasible(np.ones(len(space))):
         raise UnreachableBudgetError(f"{network} {cell}: even the most compressed configuration misses the budget")
-    positions = _headroom_positions(feasible, len(space), n, np.random.default_rng(seed))
     epochs = finetune["final_epochs"] + finetune["step_epochs"] * steps
     max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
+    key = {"network": network, "cell": cell, "constraints": list(spec["constraints"]), "epochs": epochs,
+           "max_steps": max_steps, "seed": seed, "machine": _fingerprint()}
+    # positions drawn by a study that was stopped are kept: latency ones depend on the timings of their draw
+    saved = _read_cache(cache, key).get("positions", [])
+    positions = ([np.asarray(q) for q in saved[: n + 1]] if len(saved) >= n + 1 else
+                 _headroom_positions(feasible, len(space), n, np.random.default_rng(seed)))
     names = ("reference", "bn", "lookahead-20", "lookahead-50", "lookahead-50-val")
-    accuracies, proxies = [], {name: [] for name in names}
-    seconds = {name: 0.0 for name in proxies}
-    for position in positions:
+
+    def point(position: np.ndarray) -> dict[str, Any]:
+        """Test top-1 (fraction) after the fine-tune, each proxy's score and its seconds."""
         config = space.decode(position)
+        scores, seconds = {}, {}
         for name, proxy in (("reference", ProxyConfig(fidelity="reference")), ("bn", ProxyConfig(fidelity="bn")),
                             ("lookahead-20", ProxyConfig(fidelity="lookahead", lookahead_steps=20)),
                             ("lookahead-50", ProxyConfig(fidelity="lookahead", lookahead_steps=50))):
             candidate = apply_config(model, space, config)
             start = time.perf_counter()
-            proxies[name].append(score(candidate, model, data.calibration, proxy, seed=seed))
-            seconds[name] += time.perf_counter() - start
+            scores[name] = score(candidate, model, data.calibration, proxy, seed=seed)
+            seconds[name] = time.perf_counter() - start
             if name == "lookahead-50":  # the same look-ahead, scored on held-out validation data instead
-                proxies["lookahead-50-val"].append(evaluate(candidate.module, data.val))
-                seconds["lookahead-50-val"] += time.perf_counter() - start
+                scores["lookahead-50-val"] = evaluate(candidate.module, data.val)
+                seconds["lookahead-50-val"] = time.perf_counter() - start
         candidate = apply_config(model, space, config)
         _inherit_compression(candidate)
         fine_tune(candidate, data.train, FitConfig(epochs=epochs, lr=0.01, seed=seed, max_steps=max_steps),
                   teacher=model, progress=False)
-        accuracies.append(evaluate(candidate.module, data.test))
+        return {"top1": evaluate(candidate.module, data.test), "scores": scores, "seconds": seconds}
+
+    points = _cached_points(cache, key, positions, point)
+    accuracies = [p["top1"] for p in points]
+    proxies = {name: [p["scores"][name] for p in points] for name in names}
+    seconds = {name: sum(p["seconds"][name] for p in points) for name in names}
     from scipy.stats import spearmanr
 
     head = {"network": network, "cell": cell, "uniform_top1": accuracies[0],
@@ -395,7 +434,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
     # n counts the uniform configuration too
     if not args.no_headroom and (stored is None or (args.redo_headroom and stored["n"] < n_head + 1)):
         print(f"[headroom] {network} {cell} n={n_head}", flush=True)
-        head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"])
+        head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"],
+                                     cache=work / f"{network}-{cell}-headroom.json")
         head["machine"] = machine
         proxy_rows = [{**p, "machine": machine} for p in proxy_rows]
         results["headroom"] = [h for h in results["headroom"] if not here(h)] + [head]  # replaced once it is done

@@ -119,7 +119,7 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
-    def fake_headroom(network, cell, model, data, n, finetune, steps):
+    def fake_headroom(network, cell, model, data, n, finetune, steps, cache=None):
         calls.append(n)
         head = {"network": network, "cell": cell, "uniform_top1": 0.9, "oracle_best_top1": 0.92,
                 "oracle_mean_top1": 0.91, "n": n + 1, "top1": [0.9] * (n + 1)}
@@ -248,3 +248,32 @@ def test_headroom_positions_vary_where_only_the_corner_neighbourhood_meets_the_b
     for p in loose[1:]:
         start = rng.random(5)
         assert np.allclose((p - start) / (1.0 - start), ((p - start) / (1.0 - start))[0])  # on start's line
+
+
+def test_a_stopped_headroom_study_resumes_without_redoing_finished_configurations(ablation, tmp_path) -> None:
+    cache = tmp_path / "vgg-size05-headroom.json"
+    key = {"network": "vgg", "cell": "size05", "epochs": 6, "seed": 0}
+    positions = [np.full(3, x) for x in (0.2, 0.5, 0.7, 0.9)]
+    computed = []
+
+    def compute(position, stop_at=None):
+        if stop_at is not None and len(computed) == stop_at:
+            raise KeyboardInterrupt  # the user stops the study during the third configuration
+        computed.append(float(position[0]))
+        return {"top1": 0.8 + 0.1 * float(position[0])}
+
+    with pytest.raises(KeyboardInterrupt):
+        ablation._cached_points(cache, key, positions, lambda q: compute(q, stop_at=2))
+    assert computed == [0.2, 0.5]
+    saved = json.loads(cache.read_text())
+    assert [p["top1"] for p in saved["points"]] == pytest.approx([0.82, 0.85])
+    assert np.allclose(saved["positions"], np.stack(positions))
+    points = ablation._cached_points(cache, key, positions, compute)
+    assert computed == [0.2, 0.5, 0.7, 0.9]  # only the two unfinished ones ran
+    assert [p["top1"] for p in points] == pytest.approx([0.82, 0.85, 0.87, 0.89])
+    # a study of more configurations reuses the finished prefix; other settings start afresh
+    ablation._cached_points(cache, key, positions + [np.full(3, 1.0)], compute)
+    assert computed == [0.2, 0.5, 0.7, 0.9, 1.0]
+    points = ablation._cached_points(cache, {**key, "epochs": 3}, positions[:1], compute)
+    assert computed[-1] == 0.2 and len(computed) == 6 and points[0]["top1"] == pytest.approx(0.82)
+    assert ablation._read_cache(cache, key) == {}  # replaced by the study of the other settings
