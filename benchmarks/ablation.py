@@ -45,7 +45,9 @@ Markdown tags another machine's cells (``lat50 @B``) and pairs rows only on the 
 and base network; a rerun on a new machine redoes its seeds and its headroom there rather than
 skip them. A cell's headroom is computed once per machine; ``--redo-headroom`` recomputes one
 stored with fewer configurations than ``--headroom`` (the study and its proxy rows are replaced
-when it ends).
+when it ends). A study saves each fine-tuned configuration as it finishes
+(``<network>-<cell>-headroom.json`` beside the run directories): stopped, it resumes with the
+configurations it had left, and a larger one reuses the smaller one's.
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
 2 % in the cells that ran before the pipeline's default became 4 %; the headroom uses it too).
 """
