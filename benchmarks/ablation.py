@@ -7,6 +7,7 @@ the dense latency and its spread are recorded). Cells (budgets x fine-tuning bud
     lat50, lat40             latency <= 0.5x / 0.4x, channels, standard fine-tune
     lat40-small              latency <= 0.4x with a small fine-tune (5k samples per epoch)
     two                      latency <= 0.5x and size <= 0.1x, channels + prune + bits
+    two-size                 latency <= 0.8x and size <= 0.05x (size binds), channels + prune + bits
     size05                   size <= 0.05x, prune + bits: at the floor here (see below)
     size10-small             size <= 0.1x, prune + bits, small fine-tune
     lat25, lat15             the issue's tight cells: unreachable here (see below)
@@ -115,6 +116,8 @@ CELLS: dict[str, dict[str, Any]] = {
     "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02, "moments": 1,
                     "repairs": 0, "step_thinning": 0},
     "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "split_seeds": False},
+    # size binds, latency asks for some channels: the split seeds differ (weights-first keeps weights, thins channels)
+    "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "split_seeds": False},
     "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
     "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0,
                      "step_thinning": 0},
