@@ -165,6 +165,9 @@ def _backfill(results: dict[str, Any]) -> dict[str, Any]:
         r.setdefault("base_top1", base.get(r["network"]))
     for entry in [*results.get("unreachable", []), *results["headroom"], *results["proxy"]]:
         entry.setdefault("machine", EARLIER)
+    for p in results["proxy"]:
+        if p["spearman"] is not None and math.isnan(p["spearman"]):
+            p["spearman"] = None  # written as NaN (not JSON) before
     return results
 
 
@@ -361,7 +364,8 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
             "oracle_best_top1": max(accuracies), "oracle_mean_top1": float(np.mean(accuracies)), "n": len(accuracies),
             "top1": accuracies}
     proxy_rows = [{"network": network, "cell": cell, "fidelity": name,
-                   "spearman": float(spearmanr(values, accuracies).statistic) if len(set(values)) > 1 else float("nan"),
+                   # None (JSON null): a proxy that scored every configuration alike ranks nothing
+                   "spearman": float(spearmanr(values, accuracies).statistic) if len(set(values)) > 1 else None,
                    "seconds": seconds[name] / len(positions)} for name, values in proxies.items()]
     return head, proxy_rows
 
@@ -735,7 +739,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     lines += ["", "## Proxy study: Spearman correlation with top-1 after fine-tuning", "",
               "| network | cell | fidelity | Spearman | seconds per candidate |", "|---|---|---|---:|---:|"]
     for p in results["proxy"]:
-        lines.append(f"| {p['network']} | {_where(p, labels) if 'cell' in p else ''} | {p['fidelity']} | {p['spearman']:+.2f} | {p['seconds']:.2f} |")
+        rho = "none (every score equal)" if p["spearman"] is None else f"{p['spearman']:+.2f}"
+        lines.append(f"| {p['network']} | {_where(p, labels) if 'cell' in p else ''} | {p['fidelity']} | {rho} | {p['seconds']:.2f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     if plot:
         import matplotlib

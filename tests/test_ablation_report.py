@@ -277,3 +277,19 @@ def test_a_stopped_headroom_study_resumes_without_redoing_finished_configuration
     points = ablation._cached_points(cache, {**key, "epochs": 3}, positions[:1], compute)
     assert computed[-1] == 0.2 and len(computed) == 6 and points[0]["top1"] == pytest.approx(0.82)
     assert ablation._read_cache(cache, key) == {}  # replaced by the study of the other settings
+
+
+def test_a_proxy_that_scores_every_configuration_alike_is_stored_as_null_and_shown_as_such(ablation, tmp_path) -> None:
+    out = tmp_path / "ablation.json"
+    # written by an earlier version as NaN, which is not JSON; loading turns it into null
+    out.write_text('{"machine": "test", "rows": [], "cells": [], "headroom": [], "dense": [], "proxy": ['
+                   '{"network": "vgg", "cell": "size05", "fidelity": "reference", "spearman": NaN, "seconds": 0.37},'
+                   '{"network": "vgg", "cell": "size05", "fidelity": "lookahead-50", "spearman": 0.98, "seconds": 5.56}]}')
+    results = ablation._load(out)
+    assert [p["spearman"] for p in results["proxy"]] == [None, 0.98]
+    ablation._save(out, results)
+    assert "NaN" not in out.read_text() and json.loads(out.read_text())["proxy"][0]["spearman"] is None
+    ablation.write_markdown(out, results)
+    text = out.with_suffix(".md").read_text()
+    assert "| vgg | size05 | reference | none (every score equal) | 0.37 |" in text
+    assert "| vgg | size05 | lookahead-50 | +0.98 | 5.56 |" in text
