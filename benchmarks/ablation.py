@@ -48,7 +48,7 @@ skip them. A cell's headroom is computed once per machine; ``--redo-headroom`` r
 stored with fewer configurations than ``--headroom`` (the study and its proxy rows are replaced
 when it ends). A study saves each fine-tuned configuration as it finishes
 (``<network>-<cell>-headroom.json`` beside the run directories): stopped, it resumes with the
-configurations it had left, and a larger one reuses the smaller one's.
+configurations it had left, and a larger one keeps the smaller one's and draws the rest.
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
 2 % in the cells that ran before the pipeline's default became 4 %; the headroom uses it too).
 """
@@ -268,6 +268,12 @@ def _read_cache(path: Path | None, key: dict[str, Any]) -> dict[str, Any]:
     return saved if saved.get("key") == key else {}
 
 
+def _kept_positions(saved: list[np.ndarray], n: int, draw: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+    """The ``n + 1`` positions of a study: those an earlier study of the same settings drew are
+    kept (latency ones depend on the timings of their draw), ``draw()`` supplies the rest."""
+    return saved[: n + 1] if len(saved) >= n + 1 else [*saved, *draw()[len(saved):]]
+
+
 def _cached_points(path: Path | None, key: dict[str, Any], positions: list[np.ndarray],
                    compute: Callable[[np.ndarray], dict[str, Any]]) -> list[dict[str, Any]]:
     """``compute(position)`` for each position, each result saved to ``path`` (JSON, with the
@@ -328,10 +334,9 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
     key = {"network": network, "cell": cell, "constraints": list(spec["constraints"]), "epochs": epochs,
            "max_steps": max_steps, "seed": seed, "machine": _fingerprint()}
-    # positions drawn by a study that was stopped are kept: latency ones depend on the timings of their draw
-    saved = _read_cache(cache, key).get("positions", [])
-    positions = ([np.asarray(q) for q in saved[: n + 1]] if len(saved) >= n + 1 else
-                 _headroom_positions(feasible, len(space), n, np.random.default_rng(seed)))
+    saved = [np.asarray(q) for q in _read_cache(cache, key).get("positions", [])]
+    positions = _kept_positions(saved, n, lambda: _headroom_positions(feasible, len(space), n,
+                                                                      np.random.default_rng(seed)))
     names = ("reference", "bn", "lookahead-20", "lookahead-50", "lookahead-50-val")
 
     def point(position: np.ndarray) -> dict[str, Any]:

@@ -293,3 +293,17 @@ def test_a_proxy_that_scores_every_configuration_alike_is_stored_as_null_and_sho
     text = out.with_suffix(".md").read_text()
     assert "| vgg | size05 | reference | none (every score equal) | 0.37 |" in text
     assert "| vgg | size05 | lookahead-50 | +0.98 | 5.56 |" in text
+
+
+def test_a_larger_headroom_study_keeps_the_positions_drawn_before_and_draws_the_rest(ablation) -> None:
+    saved = [np.full(2, 0.1), np.full(2, 0.2), np.full(2, 0.3)]
+    drawn = [np.full(2, x) for x in (0.5, 0.6, 0.7, 0.8, 0.9)]  # a redraw: its first positions moved with the timings
+    calls = []
+
+    def draw():
+        calls.append(1)
+        return drawn
+
+    kept = ablation._kept_positions(saved, 4, draw)
+    assert [float(q[0]) for q in kept] == [0.1, 0.2, 0.3, 0.8, 0.9] and calls == [1]
+    assert [float(q[0]) for q in ablation._kept_positions(saved, 1, draw)] == [0.1, 0.2] and calls == [1]
