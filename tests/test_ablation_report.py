@@ -307,3 +307,11 @@ def test_a_larger_headroom_study_keeps_the_positions_drawn_before_and_draws_the_
     kept = ablation._kept_positions(saved, 4, draw)
     assert [float(q[0]) for q in kept] == [0.1, 0.2, 0.3, 0.8, 0.9] and calls == [1]
     assert [float(q[0]) for q in ablation._kept_positions(saved, 1, draw)] == [0.1, 0.2] and calls == [1]
+
+
+def test_a_goal_line_over_one_paired_seed_shows_no_spread(ablation, tmp_path) -> None:
+    rows = [_row("exponential", 0, 0.9287), _row("uniform", 0, 0.9266)]
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []})
+    text = out.with_suffix(".md").read_text()
+    assert "exponential - uniform = +0.21 pt over 1 paired seeds (met)" in text and "nan" not in text
