@@ -699,7 +699,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         others = [f"{m} ({d:+.2f} pt, {'clearly' if k > 1 and d > 2 * s / math.sqrt(k) else 'inside the spread'})"
                   for m, (d, s, k) in better.items() if k and d > 0]
         feasible = [r["feasible"] for r in rows]
-        lines.append(f"* {network} / {cell}: exponential - uniform = {_paired_text(diff, sd, n)} pt over {n} paired seeds "
+        lines.append(f"* {network} / {cell}: exponential - uniform = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} paired seeds "
                      f"({'met' if diff >= 0 else 'MISSED'}).")
         if head:
             lines.append(_headroom_line(head, "exponential", mean["exponential"]))
@@ -712,7 +712,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         if {"exponential-recheck", "uniform-recheck"} <= set(mean):
             diff, sd, n = _paired(rows, "exponential-recheck", base="uniform-recheck")
             again = [r["feasible"] for r in rows if r["method"].endswith("-recheck")]
-            lines.append(f"  With the re-check (current pipeline): exponential - uniform = {diff:+.2f} +- {sd:.2f} pt "
+            lines.append(f"  With the re-check (current pipeline): exponential - uniform = {_paired_text(diff, sd, n)} pt "
                          f"over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); feasible {sum(again)}/"
                          f"{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
         if "exponential-margin4" in mean:
