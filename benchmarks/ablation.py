@@ -71,7 +71,7 @@ RESULTS = Path(__file__).parent / "results"
 METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
            "exponential-la20", "exponential-recheck", "uniform-recheck", "exponential-margin4", "exponential-w16",
            "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
-           "exponential-thin", "uniform-thin", "exponential-split"]
+           "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -93,10 +93,13 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # *-split: the pipeline's defaults since session 12: steps in a space that mixes channels with
 # prune / bits also start from the channels-first and weights-first split seeds
 # (`split_seeds`); the two-constraint cell's earlier rows ran without them (pinned off).
+# *-channels: channels + prune + bits, whatever the budget (a size budget's default operators
+# were prune + bits): in two-size every method beat size05's default by 1.6-1.8 pt under a
+# tighter budget, which suggested thinning channels pays under a size budget too.
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
-              "exponential-split"}
+              "exponential-split", "one-step-channels", "uniform-channels"}
 # a method re-run with a later pipeline or another setting: its own goal line, not a rival
 VARIANTS: dict[str, dict[str, Any]] = {
     "-recheck": {},
@@ -106,6 +109,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 0},
     "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4},
     "-split": {"split_seeds": True},
+    "-channels": {"operators": ["channels", "prune", "bits"]},
 }
 PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds")  # pipeline settings a cell pins to what its older rows ran with
 RERUNS = tuple(VARIANTS)
@@ -572,6 +576,27 @@ def _split_line(rows: list[dict]) -> str:
             f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
 
 
+def _channels_line(rows: list[dict], mean: dict[str, float]) -> str:
+    """Goal line of the ``*-channels`` rows (channels + prune + bits in a cell whose default
+    operators leave channels out): each against the same method without channels and against
+    the plain ``uniform`` (the simple answer with the cell's default operators)."""
+    parts = []
+    for method in ("one-step-channels", "uniform-channels"):
+        if method in mean:
+            base = method.removesuffix("-channels")
+            gain, gain_sd, k = _paired(rows, method, base=base)
+            diff, sd, n = _paired(rows, method)
+            again = [r["feasible"] for r in rows if r["method"] == method]
+            versus = "" if base == "uniform" else f", minus uniform = {_paired_text(diff, sd, n) or 'n/a'} pt over {n}"
+            parts.append(f"{method} minus {base} = {_paired_text(gain, gain_sd, k) or 'n/a'} pt over {k}{versus}, "
+                         f"feasible {sum(again)}/{len(again)}")
+    if {"one-step-channels", "uniform-channels"} <= set(mean):
+        diff, sd, n = _paired(rows, "one-step-channels", base="uniform-channels")
+        parts.append(f"one-step-channels minus uniform-channels = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} "
+                     f"({'met' if diff >= 0 else 'MISSED'})")
+    return "  With channels as well (channels + prune + bits): " + "; ".join(parts) + "."
+
+
 def _computed(cell: str) -> bool:
     """Whether every budget of ``cell`` (``size05`` or ``size05 @B``) is computed exactly from a
     configuration: the pipeline's ``cooling='auto'`` then searches in one step."""
@@ -736,6 +761,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             lines.append(_thin_line(rows))
         if "exponential-split" in mean:
             lines.append(_split_line(rows))
+        if {"one-step-channels", "uniform-channels"} & set(mean):
+            lines.append(_channels_line(rows, mean))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:

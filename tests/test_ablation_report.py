@@ -315,3 +315,25 @@ def test_a_goal_line_over_one_paired_seed_shows_no_spread(ablation, tmp_path) ->
     ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []})
     text = out.with_suffix(".md").read_text()
     assert "exponential - uniform = +0.21 pt over 1 paired seeds (met)" in text and "nan" not in text
+
+
+def test_channel_rows_of_a_size_cell_are_judged_against_the_same_method_without_channels(ablation, tmp_path) -> None:
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["standard"]
+    size05 = ablation.CELLS["size05"]
+    assert ablation._method_settings("one-step-channels", search, finetune, size05) == {
+        **ablation._method_settings("one-step", search, finetune, size05), "operators": ["channels", "prune", "bits"]}
+    rows = [{**_row("uniform", s, 0.88), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("exponential", s, 0.89), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("one-step", s, 0.91), "cell": "size05"} for s in range(3)]
+    rows += [{**_row("one-step-channels", s, 0.92 + 0.01 * s), "cell": "size05"} for s in range(2)]
+    rows += [{**_row("uniform-channels", s, 0.93), "cell": "size05"} for s in range(3)]
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                  "proxy": []})
+    text = out.with_suffix(".md").read_text()
+    assert ("With channels as well (channels + prune + bits): one-step-channels minus one-step = +1.50 +- 0.71 pt "
+            "over 2, minus uniform = +4.50 +- 0.71 pt over 2, feasible 2/2; uniform-channels minus uniform = "
+            "+5.00 +- 0.00 pt over 3, feasible 3/3; one-step-channels minus "
+            "uniform-channels = -0.50 +- 0.71 pt over 2 (MISSED).") in text
+    # a rerun with another setting is not a rival of the default
+    assert "methods ahead of it (paired): none (met)" in text
