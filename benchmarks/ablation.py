@@ -45,8 +45,9 @@ reachable budgets differ between CPUs and a checkpoint retrained elsewhere diffe
 Markdown tags another machine's cells (``lat50 @B``) and pairs rows only on the same machine
 and base network; a rerun on a new machine redoes its seeds and its headroom there rather than
 skip them. A cell's headroom is computed once per machine; ``--redo-headroom`` recomputes one
-stored with fewer configurations than ``--headroom`` (the study and its proxy rows are replaced
-when it ends). A study saves each fine-tuned configuration as it finishes
+stored with fewer configurations than ``--headroom`` or drawn by an older construction (a cell
+mixing channels with prune / bits draws one kind of operator at a time since session 14; the
+study and its proxy rows are replaced when it ends). A study saves each fine-tuned configuration as it finishes
 (``<network>-<cell>-headroom.json`` beside the run directories): stopped, it resumes with the
 configurations it had left, and a larger one keeps the smaller one's and draws the rest.
 Latency bounds are searched below their value by the cell's margin (``min_margin`` in CELLS:
@@ -224,8 +225,47 @@ def _dense(network: str, model: torch.nn.Module, data) -> dict[str, Any]:
             "machine": _fingerprint()}
 
 
+def _mix_until_feasible(feasible: Callable[[np.ndarray], bool], point: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """``point`` with its ``dims`` mixed towards 1 (most compressed) just far enough to be
+    feasible (bisection, 1/64); the point with those dims at 1 must be feasible."""
+    low, high = 0.0, 1.0
+    for _ in range(6):
+        mid = 0.5 * (low + high)
+        trial = point.copy()
+        trial[dims] += mid * (1.0 - trial[dims])
+        if feasible(trial):
+            high = mid
+        else:
+            low = mid
+    out = point.copy()
+    out[dims] += high * (1.0 - out[dims])
+    return out
+
+
+def _split_positions(feasible: Callable[[np.ndarray], bool], groups: list[np.ndarray], n: int,
+                     rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` random positions of a cell that mixes channels with prune / bits, one kind of
+    operator at a time (a random version of the pipeline's split seeds): from a random start,
+    the first group (channels in even draws, the weights in odd ones) is mixed towards the
+    corner just far enough to be feasible with the other group at its most compressed, then
+    the other group from its random start, given the first. Mixing every dimension together
+    compresses the weights far past what a size budget needs where latency binds."""
+    dims = sum(len(g) for g in groups)
+    positions = []
+    for i in range(n):
+        first, second = groups if i % 2 == 0 else groups[::-1]
+        start = rng.uniform(size=dims)
+        corner = start.copy()
+        corner[second] = 1.0
+        point = _mix_until_feasible(feasible, corner, first)
+        point[second] = start[second]
+        positions.append(_mix_until_feasible(feasible, point, second))
+    return positions
+
+
 def _headroom_positions(feasible: Callable[[np.ndarray], bool], dims: int, n: int,
-                        rng: np.random.Generator, sweeps: int = 2) -> list[np.ndarray]:
+                        rng: np.random.Generator, sweeps: int = 2,
+                        groups: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Unit-cube positions of a headroom study (0 = uncompressed, 1 = most compressed; the
     corner must be feasible): first the uniform position (the smallest shared one that is
     feasible, to 1/64), then ``n`` random ones: a random start mixed towards the corner until
@@ -233,8 +273,12 @@ def _headroom_positions(feasible: Callable[[np.ndarray], bool], dims: int, n: in
     meets, as ``size <= 0.05x``: every mix collapsed to the same network), the position is
     drawn by coordinate-wise sampling of the feasible region instead, from the uniform
     position: ``sweeps`` passes over the dimensions in random order, each redrawn uniformly
-    between its smallest feasible value (bisection, 1/64) and 1 given the others."""
+    between its smallest feasible value (bisection, 1/64) and 1 given the others. ``groups``
+    (channel dims, weight dims) of a mixed cell: the random ones by ``_split_positions``."""
     positions = []
+    if groups is not None:
+        uniform = _headroom_positions(feasible, dims, 0, rng, sweeps)
+        return uniform + _split_positions(feasible, groups, n, rng)
     for i in range(n + 1):
         start = np.zeros(dims) if i == 0 else rng.random(dims)  # 0: uniform
         low, high = 0.0, 1.0  # mix between start (lam=0) and the most compressed corner (lam=1)
@@ -299,6 +343,28 @@ def _cached_points(path: Path | None, key: dict[str, Any], positions: list[np.nd
     return points
 
 
+def _headroom_operators(cell: str) -> list[str]:
+    """The operators of ``cell``'s headroom study: the pipeline's defaults for its budgets when
+    the cells ran (latency: channels; size: prune + bits; both: all three)."""
+    metrics = {c.split()[0] for c in CELLS[cell]["constraints"]}
+    return ["channels"] if metrics == {"latency"} else ["prune", "bits"] if metrics == {"size"} else [
+        "channels", "prune", "bits"]
+
+
+def _construction(cell: str) -> str:
+    """How ``cell``'s headroom study draws its random configurations: ``split`` (one kind of
+    operator at a time, ``_split_positions``) where channels mix with prune / bits, else
+    ``mix`` (every dimension towards the corner together)."""
+    return "split" if len(_headroom_operators(cell)) == 3 else "mix"
+
+
+def _stale(stored: dict[str, Any] | None, cell: str, n: int) -> bool:
+    """Whether ``--redo-headroom`` recomputes a stored study of ``cell``: it has fewer than
+    ``n`` configurations or was drawn by another construction (studies before the split one
+    record none: they mixed)."""
+    return stored is not None and (stored["n"] < n or stored.get("construction", "mix") != _construction(cell))
+
+
 def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, Any], steps: int,
               seed: int = 0, cache: Path | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Random bounded feasible configurations + uniform, fine-tuned; proxy scores of each.
@@ -314,9 +380,7 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
 
     spec = CELLS[cell]
     constraints = parse_constraints(spec["constraints"])
-    operators = ["channels"] if all(c.metric == "latency" for c in constraints) else (
-        ["prune", "bits"] if all(c.metric == "size" for c in constraints) else ["channels", "prune", "bits"])
-    space = build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
+    space = build_space(model, data.input_shape, operators=_headroom_operators(cell), max_channel_ratio=0.8)
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     original = {c.key: measure(model, c, ctx).value for c in constraints}
     margin = spec.get("min_margin", 0.04)  # the cell's latency margin, as its runs search
@@ -338,9 +402,14 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
     key = {"network": network, "cell": cell, "constraints": list(spec["constraints"]), "epochs": epochs,
            "max_steps": max_steps, "seed": seed, "machine": _fingerprint()}
+    groups = None
+    if _construction(cell) == "split":  # a mixed cell: one kind of operator at a time
+        groups = [np.array([i for i, d in enumerate(space.dimensions) if (d.operator == "channels") == channels])
+                  for channels in (True, False)]
+        key["construction"] = "split"
     saved = [np.asarray(q) for q in _read_cache(cache, key).get("positions", [])]
     positions = _kept_positions(saved, n, lambda: _headroom_positions(feasible, len(space), n,
-                                                                      np.random.default_rng(seed)))
+                                                                      np.random.default_rng(seed), groups=groups))
     names = ("reference", "bn", "lookahead-20", "lookahead-50", "lookahead-50-val")
 
     def point(position: np.ndarray) -> dict[str, Any]:
@@ -371,7 +440,7 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
 
     head = {"network": network, "cell": cell, "uniform_top1": accuracies[0],
             "oracle_best_top1": max(accuracies), "oracle_mean_top1": float(np.mean(accuracies)), "n": len(accuracies),
-            "top1": accuracies}
+            "top1": accuracies, "construction": _construction(cell)}
     proxy_rows = [{"network": network, "cell": cell, "fidelity": name,
                    # None (JSON null): a proxy that scored every configuration alike ranks nothing
                    "spearman": float(spearmanr(values, accuracies).statistic) if len(set(values)) > 1 else None,
@@ -389,7 +458,8 @@ def main() -> None:
     parser.add_argument("--headroom", type=int, default=20, help="random configurations per cell")
     parser.add_argument("--no-headroom", action="store_true")
     parser.add_argument("--redo-headroom", action="store_true",
-                        help="recompute a cell's headroom stored with fewer than --headroom configurations")
+                        help="recompute a cell's headroom stored with fewer than --headroom configurations "
+                             "or drawn by an older construction")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
@@ -450,7 +520,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
 
     stored = next((h for h in results["headroom"] if here(h)), None)
     # n counts the uniform configuration too
-    if not args.no_headroom and (stored is None or (args.redo_headroom and stored["n"] < n_head + 1)):
+    if not args.no_headroom and (stored is None or (args.redo_headroom and _stale(stored, cell, n_head + 1))):
         print(f"[headroom] {network} {cell} n={n_head}", flush=True)
         head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"],
                                      cache=work / f"{network}-{cell}-headroom.json")
@@ -764,10 +834,13 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         if {"one-step-channels", "uniform-channels"} & set(mean):
             lines.append(_channels_line(rows, mean))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
-              "| network | cell | n | uniform | oracle best | oracle mean |", "|---|---|---:|---:|---:|---:|"]
+              ("Draws: `mix` = random starts mixed towards the most compressed corner until feasible; `split` = one "
+               "kind of operator at a time (channels, then the weights, or the other way round)."), "",
+              "| network | cell | draws | n | uniform | oracle best | oracle mean |", "|---|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:
-        lines.append(f"| {h['network']} | {_where(h, labels)} | {h['n']} | {100 * h['uniform_top1']:.2f} % | "
-                     f"{100 * h['oracle_best_top1']:.2f} % | {100 * h['oracle_mean_top1']:.2f} % |")
+        lines.append(f"| {h['network']} | {_where(h, labels)} | {h.get('construction', 'mix')} | {h['n']} | "
+                     f"{100 * h['uniform_top1']:.2f} % | {100 * h['oracle_best_top1']:.2f} % | "
+                     f"{100 * h['oracle_mean_top1']:.2f} % |")
     lines += ["", "## Proxy study: Spearman correlation with top-1 after fine-tuning", "",
               "| network | cell | fidelity | Spearman | seconds per candidate |", "|---|---|---|---:|---:|"]
     for p in results["proxy"]:

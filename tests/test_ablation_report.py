@@ -111,7 +111,7 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
             "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
     assert "exponential-repair's mean is +1.00 pt from it (met" in text
-    assert "| vgg | lat50 @B | 7 | 91.50 % | 93.00 % |" in text and "| vgg | lat50 | 7 | 90.00 % | 90.50 % |" in text
+    assert "| vgg | lat50 @B | mix | 7 | 91.50 % | 93.00 % |" in text and "| vgg | lat50 | mix | 7 | 90.00 % | 90.50 % |" in text
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
@@ -161,7 +161,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     ablation.write_markdown(out, {**results, "machine": "test", "cells": [], "dense": [],
                                   "rows": [{**_row("exponential", 0, 0.9)}, {**_row("uniform", 0, 0.9)}]})
     text = out.with_suffix(".md").read_text()
-    assert "| vgg | lat40-small | 21 |" in text and "| vgg | lat40-small @B | 21 |" in text
+    assert "| vgg | lat40-small | mix | 21 |" in text and "| vgg | lat40-small @B | mix | 21 |" in text
     assert "| vgg | lat40-small @B | bn | +0.50 |" in text
 
 
@@ -337,3 +337,22 @@ def test_channel_rows_of_a_size_cell_are_judged_against_the_same_method_without_
             "uniform-channels = -0.50 +- 0.71 pt over 2 (MISSED).") in text
     # a rerun with another setting is not a rival of the default
     assert "methods ahead of it (paired): none (met)" in text
+
+
+def test_a_mixed_cell_draws_its_headroom_one_kind_of_operator_at_a_time(ablation) -> None:
+    # dims 0-1 channels (latency falls only with them), 2-3 weights; size falls with all four
+    def feasible(x: np.ndarray) -> bool:
+        return x[0] + x[1] >= 1.6 and x.sum() >= 2.0
+
+    groups = [np.array([0, 1]), np.array([2, 3])]
+    split = ablation._headroom_positions(feasible, 4, 8, np.random.default_rng(0), groups=groups)
+    mixed = ablation._headroom_positions(feasible, 4, 8, np.random.default_rng(0))
+    assert len(split) == 9 and all(feasible(p) for p in split)
+    assert np.allclose(split[0], mixed[0])  # the uniform position first, as before
+    channels_first = np.array(split[1::2])
+    assert channels_first[:, :2].sum(axis=1).max() <= 1.6 + 2 / 64  # channels just far enough
+    # the mixing construction pushes the weights towards the corner with the channels
+    assert np.array(split[1:])[:, 2:].sum(axis=1).mean() < np.array(mixed[1:])[:, 2:].sum(axis=1).mean() - 0.3
+    assert ablation._construction("two") == "split" and ablation._construction("size05") == "mix"
+    assert ablation._stale({"n": 6}, "two", 6) and not ablation._stale({"n": 6, "construction": "split"}, "two", 6)
+    assert ablation._stale({"n": 6, "construction": "split"}, "two", 7) and not ablation._stale({"n": 9}, "size05", 9)
