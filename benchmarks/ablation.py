@@ -94,9 +94,10 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # *-split: the pipeline's defaults since session 12: steps in a space that mixes channels with
 # prune / bits also start from the channels-first and weights-first split seeds
 # (`split_seeds`); the two-constraint cell's earlier rows ran without them (pinned off).
-# *-channels: channels + prune + bits, whatever the budget (a size budget's default operators
-# were prune + bits): in two-size every method beat size05's default by 1.6-1.8 pt under a
-# tighter budget, which suggested thinning channels pays under a size budget too.
+# *-channels: channels + prune + bits, whatever the budget: in two-size every method beat
+# size05's default (prune + bits, a size budget's default operators then) by 1.6-1.8 pt under
+# a tighter budget; size05 with channels confirmed it, and a size budget's default operators
+# are all three since session 14 (the size cells pin prune + bits for their older rows).
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
@@ -112,7 +113,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-split": {"split_seeds": True},
     "-channels": {"operators": ["channels", "prune", "bits"]},
 }
-PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds")  # pipeline settings a cell pins to what its older rows ran with
+# pipeline settings a cell pins to what its older rows ran with
+PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators")
 RERUNS = tuple(VARIANTS)
 CELLS: dict[str, dict[str, Any]] = {
     "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "moments": 1, "repairs": 0, "step_thinning": 0},
@@ -123,9 +125,10 @@ CELLS: dict[str, dict[str, Any]] = {
     "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "split_seeds": False},
     # size binds, latency asks for some channels: the split seeds differ (weights-first keeps weights, thins channels)
     "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "split_seeds": False},
-    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard"},
+    # the size cells ran with a size budget's default operators before channels joined them (session 14)
+    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard", "operators": ["prune", "bits"]},
     "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0,
-                     "step_thinning": 0},
+                     "step_thinning": 0, "operators": ["prune", "bits"]},
     "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard"},
     "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard"},
 }
@@ -556,6 +559,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
                 "recheck_position": (result.summary.get("recheck") or {}).get("position"),
                 "min_margin": settings.get("min_margin", RunConfig.min_margin),
                 "round_to": result.summary["round_to"],
+                "operators": RunConfig.read(run_dir / "run.yaml").operators,
                 "moments": result.summary["moments"],
                 # repairs after a verification miss (thin, fine-tune, verify again); 0 when none ran
                 "repairs": len(result.summary.get("repairs") or []),

@@ -320,6 +320,10 @@ def test_a_goal_line_over_one_paired_seed_shows_no_spread(ablation, tmp_path) ->
 def test_channel_rows_of_a_size_cell_are_judged_against_the_same_method_without_channels(ablation, tmp_path) -> None:
     search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["standard"]
     size05 = ablation.CELLS["size05"]
+    # the size cells' rows ran with prune + bits, a size budget's default operators then: pinned
+    assert ablation._method_settings("one-step", search, finetune, size05)["operators"] == ["prune", "bits"]
+    assert ablation._method_settings("uniform", search, finetune, ablation.CELLS["size10-small"])["operators"] == [
+        "prune", "bits"]
     assert ablation._method_settings("one-step-channels", search, finetune, size05) == {
         **ablation._method_settings("one-step", search, finetune, size05), "operators": ["channels", "prune", "bits"]}
     rows = [{**_row("uniform", s, 0.88), "cell": "size05"} for s in range(3)]
