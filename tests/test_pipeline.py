@@ -99,7 +99,7 @@ def test_cost_model_answers_a_repeated_question_from_its_memo_without_sharing_st
 # -- settings ----------------------------------------------------------------------------
 def test_operators_follow_the_budgets() -> None:
     assert default_operators(["latency"]) == ["channels"]
-    assert default_operators(["size"]) == ["prune", "bits"]
+    assert default_operators(["size"]) == ["channels", "prune", "bits"]  # channels pay under size too (ablation)
     assert default_operators(["latency", "size"]) == ["channels", "prune", "bits"]
     assert RunConfig(constraints=["latency <= 0.5x", "size <= 0.25x"]).operators == ["channels", "prune", "bits"]
 

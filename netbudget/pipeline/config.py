@@ -22,14 +22,17 @@ def default_operators(metrics: list[str]) -> list[str]:
     """Operators chosen from the constrained metrics.
 
     Latency, MACs and memory fall only when channels go (``channels``); storage falls with
-    zeros and fewer bits (``prune``, ``bits``); params with either.
+    zeros and fewer bits (``prune``, ``bits``) and with fewer channels too: with channels as
+    well the search found networks 1.8 pt more accurate under ``size <= 0.05x`` (ablation,
+    vgg, 5 paired seeds, ahead in each), so a size budget searches all three; params falls
+    with channels or zeros.
     """
     chosen: list[str] = []
     for metric in metrics:
         if metric in ("latency", "macs", "memory"):
             wanted = ["channels"]
         elif metric == "size":
-            wanted = ["prune", "bits"]
+            wanted = ["channels", "prune", "bits"]
         elif metric == "params":
             wanted = ["channels", "prune"]
         else:
