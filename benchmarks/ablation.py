@@ -668,7 +668,8 @@ def _channels_line(rows: list[dict], mean: dict[str, float]) -> str:
         diff, sd, n = _paired(rows, "one-step-channels", base="uniform-channels")
         parts.append(f"one-step-channels minus uniform-channels = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} "
                      f"({'met' if diff >= 0 else 'MISSED'})")
-    return "  With channels as well (channels + prune + bits): " + "; ".join(parts) + "."
+    return ("  With channels as well (channels + prune + bits, a size budget's default operators since session 14): "
+            + "; ".join(parts) + ".")
 
 
 def _computed(cell: str) -> bool:

@@ -335,7 +335,8 @@ def test_channel_rows_of_a_size_cell_are_judged_against_the_same_method_without_
     ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
                                   "proxy": []})
     text = out.with_suffix(".md").read_text()
-    assert ("With channels as well (channels + prune + bits): one-step-channels minus one-step = +1.50 +- 0.71 pt "
+    assert ("With channels as well (channels + prune + bits, a size budget's default operators since session 14): "
+            "one-step-channels minus one-step = +1.50 +- 0.71 pt "
             "over 2, minus uniform = +4.50 +- 0.71 pt over 2, feasible 2/2; uniform-channels minus uniform = "
             "+5.00 +- 0.00 pt over 3, feasible 3/3; one-step-channels minus "
             "uniform-channels = -0.50 +- 0.71 pt over 2 (MISSED).") in text
