@@ -836,6 +836,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             lines.append(_thin_line(rows))
         if "exponential-split" in mean:
             lines.append(_split_line(rows))
+            if head and head.get("construction") == "split":  # the mixing draws were no oracle for a mixed cell
+                lines.append(_headroom_line(head, "exponential-split", mean["exponential-split"]))
         if {"one-step-channels", "uniform-channels"} & set(mean):
             lines.append(_channels_line(rows, mean))
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",

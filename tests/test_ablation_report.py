@@ -199,9 +199,16 @@ def test_split_seed_rows_are_judged_against_uniform_and_exponential_without_them
     rows += [{**_row("exponential-split", s, 0.92 + 0.01 * s), "cell": "two"} for s in range(3)]
     rows[-1]["feasible"] = False
     out = tmp_path / "ablation.json"
-    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+    head = {"network": "vgg", "cell": "two", "uniform_top1": 0.86, "oracle_best_top1": 0.90, "oracle_mean_top1": 0.88,
+            "n": 7}
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [head], "dense": [],
                                   "proxy": []})
+    assert "exponential-split's mean" not in out.with_suffix(".md").read_text()  # mixing draws: no oracle here
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "dense": [], "proxy": [],
+                                  "headroom": [{**head, "construction": "split"}]})
     text = out.with_suffix(".md").read_text()
+    assert ("Headroom above the (one-shot) uniform configuration 4.00 pt (7 configurations); exponential-split's "
+            "mean is +7.00 pt from it (met") in text
     assert ("With split seeds (the default since session 12): exponential-split - uniform = +3.00 +- 1.00 pt over 3 "
             "paired seeds (met); minus exponential without them = +1.50 +- 0.71 pt over 2; feasible 2/3 runs "
             "(MISSED).") in text
