@@ -690,7 +690,7 @@ def _computed_lines(rows: list[dict], mean: dict[str, float], head: dict[str, An
     ahead = [f"{m} ({d:+.2f} pt over {j})" for m, (d, _, j) in rivals.items() if j and d > 0]
     lines = [(f"  Default for computed budgets (`cooling='auto'` = one-step, since session 11): one-step - uniform = "
               f"{_paired_text(diff, sd, n)} pt over {n} paired seeds ({'met' if diff >= 0 else 'MISSED'}); minus "
-              f"exponential = {_paired_text(cost, cost_sd, k)} pt over {k}; methods ahead of it (paired): "
+              f"exponential = {_paired_text(cost, cost_sd, k) or 'n/a'} pt over {k}; methods ahead of it (paired): "
               f"{', '.join(ahead) or 'none'} ({'met' if not ahead else 'MISSED'}).")]
     if head:
         lines.append(_headroom_line(head, "one-step", mean["one-step"]))
@@ -773,6 +773,15 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
                 for m in METHODS if any(r["method"] == m for r in rows)}
         if "exponential" not in mean or "uniform" not in mean:
+            head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
+            if _computed(cell) and {"one-step", "uniform"} <= set(mean):  # a size cell run without exponential
+                feasible = [r["feasible"] for r in rows]
+                lines.append(f"* {network} / {cell}:")
+                lines += _computed_lines(rows, mean, head)
+                lines.append(f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
+                             f"({'met' if all(feasible) else 'MISSED'}).")
+                if {"one-step-channels", "uniform-channels"} & set(mean):
+                    lines.append(_channels_line(rows, mean))
             if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
                 lines.append(f"* {network} / {cell}:")
                 lines.append(_repair_line(rows))
@@ -784,8 +793,6 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                                  f"({'met' if not ahead else 'MISSED'}).")
                 if {"exponential-thin", "uniform-thin"} <= set(mean):
                     lines.append(_thin_line(rows))
-                head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell),
-                            None)
                 if head:
                     for method in ("exponential-repair", "exponential-thin"):
                         if method in mean:

@@ -368,3 +368,16 @@ def test_a_mixed_cell_draws_its_headroom_one_kind_of_operator_at_a_time(ablation
     assert ablation._construction("two") == "split" and ablation._construction("size05") == "mix"
     assert ablation._stale({"n": 6}, "two", 6) and not ablation._stale({"n": 6, "construction": "split"}, "two", 6)
     assert ablation._stale({"n": 6, "construction": "split"}, "two", 7) and not ablation._stale({"n": 9}, "size05", 9)
+
+
+def test_a_size_cell_run_without_exponential_is_judged_with_one_step_and_its_channel_rows(ablation, tmp_path) -> None:
+    rows = [{**_row(m, s, top1, feasible=(m, s) != ("one-step", 0)), "cell": "size10-small"}
+            for m, top1 in (("one-step", 0.93), ("uniform", 0.92), ("one-step-channels", 0.935), ("uniform-channels", 0.925))
+            for s in range(2)]
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []})
+    text = out.with_suffix(".md").read_text()
+    assert ("* vgg / size10-small:\n  Default for computed budgets (`cooling='auto'` = one-step, since session 11): "
+            "one-step - uniform = +1.00 +- 0.00 pt over 2 paired seeds (met); minus exponential = n/a pt over 0; "
+            "methods ahead of it (paired): none (met).\n  Feasible on re-measurement: 7/8 runs (MISSED).") in text
+    assert "one-step-channels minus uniform-channels = +1.00 +- 0.00 pt over 2 (met)" in text
