@@ -228,9 +228,11 @@ def _dense(network: str, model: torch.nn.Module, data) -> dict[str, Any]:
             "machine": _fingerprint()}
 
 
-def _mix_until_feasible(feasible: Callable[[np.ndarray], bool], point: np.ndarray, dims: np.ndarray) -> np.ndarray:
+def _mix_until_feasible(feasible: Callable[[np.ndarray], bool], point: np.ndarray,
+                        dims: np.ndarray) -> tuple[np.ndarray, float]:
     """``point`` with its ``dims`` mixed towards 1 (most compressed) just far enough to be
-    feasible (bisection, 1/64); the point with those dims at 1 must be feasible."""
+    feasible (bisection, 1/64), and the fraction mixed (1.0: only the corner of those dims
+    was found feasible); the point with those dims at 1 must be feasible."""
     low, high = 0.0, 1.0
     for _ in range(6):
         mid = 0.5 * (low + high)
@@ -242,7 +244,7 @@ def _mix_until_feasible(feasible: Callable[[np.ndarray], bool], point: np.ndarra
             low = mid
     out = point.copy()
     out[dims] += high * (1.0 - out[dims])
-    return out
+    return out, high
 
 
 def _split_positions(feasible: Callable[[np.ndarray], bool], groups: list[np.ndarray], n: int,
@@ -260,9 +262,9 @@ def _split_positions(feasible: Callable[[np.ndarray], bool], groups: list[np.nda
         start = rng.uniform(size=dims)
         corner = start.copy()
         corner[second] = 1.0
-        point = _mix_until_feasible(feasible, corner, first)
+        point, _ = _mix_until_feasible(feasible, corner, first)
         point[second] = start[second]
-        positions.append(_mix_until_feasible(feasible, point, second))
+        positions.append(_mix_until_feasible(feasible, point, second)[0])
     return positions
 
 
@@ -284,18 +286,12 @@ def _headroom_positions(feasible: Callable[[np.ndarray], bool], dims: int, n: in
         return uniform + _split_positions(feasible, groups, n, rng)
     for i in range(n + 1):
         start = np.zeros(dims) if i == 0 else rng.random(dims)  # 0: uniform
-        low, high = 0.0, 1.0  # mix between start (lam=0) and the most compressed corner (lam=1)
         if feasible(start):
             positions.append(start)
             continue
-        for _ in range(6):
-            mid = 0.5 * (low + high)
-            if feasible(start + mid * (1.0 - start)):
-                high = mid
-            else:
-                low = mid
+        mixed, high = _mix_until_feasible(feasible, start, np.arange(dims))  # towards the most compressed corner
         if i == 0 or high < 1.0:
-            positions.append(start + high * (1.0 - start))
+            positions.append(mixed)
             continue
         point = positions[0].copy()
         for _ in range(sweeps):
@@ -650,6 +646,13 @@ def _split_line(rows: list[dict]) -> str:
             f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
 
 
+def _feasible_line(rows: list[dict]) -> str:
+    """Goal line: how many of ``rows`` met every budget on re-measurement."""
+    feasible = [r["feasible"] for r in rows]
+    return (f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
+            f"({'met' if all(feasible) else 'MISSED'}).")
+
+
 def _channels_line(rows: list[dict], mean: dict[str, float]) -> str:
     """Goal line of the ``*-channels`` rows (channels + prune + bits in a cell whose default
     operators leave channels out): each against the same method without channels and against
@@ -772,14 +775,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
         mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
                 for m in METHODS if any(r["method"] == m for r in rows)}
+        head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
         if "exponential" not in mean or "uniform" not in mean:
-            head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
             if _computed(cell) and {"one-step", "uniform"} <= set(mean):  # a size cell run without exponential
-                feasible = [r["feasible"] for r in rows]
                 lines.append(f"* {network} / {cell}:")
                 lines += _computed_lines(rows, mean, head)
-                lines.append(f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
-                             f"({'met' if all(feasible) else 'MISSED'}).")
+                lines.append(_feasible_line(rows))
                 if {"one-step-channels", "uniform-channels"} & set(mean):
                     lines.append(_channels_line(rows, mean))
             if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
@@ -799,21 +800,18 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                             lines.append(_headroom_line(head, method, mean[method]))
             continue
         diff, sd, n = _paired(rows, "exponential")
-        head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
         # paired over the seeds both ran; "clearly" = the mean difference exceeds 2 standard errors
         better = {m: _paired(rows, m, base="exponential") for m in mean
                   if m != "exponential" and not m.endswith(RERUNS)}
         others = [f"{m} ({d:+.2f} pt, {'clearly' if k > 1 and d > 2 * s / math.sqrt(k) else 'inside the spread'})"
                   for m, (d, s, k) in better.items() if k and d > 0]
-        feasible = [r["feasible"] for r in rows]
         lines.append(f"* {network} / {cell}: exponential - uniform = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} paired seeds "
                      f"({'met' if diff >= 0 else 'MISSED'}).")
         if head:
             lines.append(_headroom_line(head, "exponential", mean["exponential"]))
         lines.append(f"  Methods ahead of exponential (paired): {', '.join(others) or 'none'} "
                      f"({'met' if not others else 'MISSED'}).")
-        lines.append(f"  Feasible on re-measurement: {sum(feasible)}/{len(feasible)} runs "
-                     f"({'met' if all(feasible) else 'MISSED'}).")
+        lines.append(_feasible_line(rows))
         if _computed(cell) and "one-step" in mean:
             lines += _computed_lines(rows, mean, head)
         if {"exponential-recheck", "uniform-recheck"} <= set(mean):
