@@ -343,31 +343,51 @@ def _cached_points(path: Path | None, key: dict[str, Any], positions: list[np.nd
 
 
 def _headroom_operators(cell: str) -> list[str]:
-    """The operators of ``cell``'s headroom study: the pipeline's defaults for its budgets when
-    the cells ran (latency: channels; size: prune + bits; both: all three)."""
-    metrics = {c.split()[0] for c in CELLS[cell]["constraints"]}
+    """The default operators of ``cell``'s headroom study: the pipeline's defaults for its
+    budgets when the cells ran (latency: channels; size: prune + bits; both: all three).
+    ``--headroom-operators`` draws another study next to it (size05 over all three, session 15)."""
+    metrics = {c.split()[0] for c in CELLS[cell.split(" @")[0]]["constraints"]}
     return ["channels"] if metrics == {"latency"} else ["prune", "bits"] if metrics == {"size"} else [
         "channels", "prune", "bits"]
 
 
-def _construction(cell: str) -> str:
-    """How ``cell``'s headroom study draws its random configurations: ``split`` (one kind of
-    operator at a time, ``_split_positions``) where channels mix with prune / bits, else
-    ``mix`` (every dimension towards the corner together)."""
-    return "split" if len(_headroom_operators(cell)) == 3 else "mix"
+def _construction(operators: list[str]) -> str:
+    """How a headroom study over ``operators`` draws its random configurations: ``split`` (one
+    kind of operator at a time, ``_split_positions``) where channels mix with prune / bits,
+    else ``mix`` (every dimension towards the corner together)."""
+    return "split" if "channels" in operators and len(operators) > 1 else "mix"
 
 
-def _stale(stored: dict[str, Any] | None, cell: str, n: int) -> bool:
-    """Whether ``--redo-headroom`` recomputes a stored study of ``cell``: it has fewer than
-    ``n`` configurations or was drawn by another construction (studies before the split one
-    record none: they mixed)."""
-    return stored is not None and (stored["n"] < n or stored.get("construction", "mix") != _construction(cell))
+def _stale(stored: dict[str, Any] | None, operators: list[str], n: int) -> bool:
+    """Whether ``--redo-headroom`` recomputes a stored study over ``operators``: it has fewer
+    than ``n`` configurations or was drawn by another construction (studies before the split
+    one record none: they mixed)."""
+    return stored is not None and (stored["n"] < n or stored.get("construction", "mix") != _construction(operators))
+
+
+def _parse_operators(text: str) -> list[str]:
+    """``--headroom-operators`` (``channels,prune,bits``) as a list in the space's order."""
+    from netbudget.space import OPERATORS
+
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    if not chosen or set(chosen) - set(OPERATORS):
+        raise SystemExit(f"--headroom-operators: expected a comma-separated subset of {', '.join(OPERATORS)}, "
+                         f"got {text!r}")
+    return [op for op in OPERATORS if op in chosen]
+
+
+def _head_operators(entry: dict[str, Any]) -> list[str]:
+    """The operators a headroom or proxy entry drew over (entries before session 15 record
+    none: their cell's default)."""
+    return entry.get("operators") or _headroom_operators(entry["cell"])
 
 
 def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, Any], steps: int,
-              seed: int = 0, cache: Path | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+              seed: int = 0, cache: Path | None = None,
+              operators: list[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Random bounded feasible configurations + uniform, fine-tuned; proxy scores of each.
-    ``cache``: a JSON file keeping each finished configuration, so an interrupted study resumes."""
+    ``cache``: a JSON file keeping each finished configuration, so an interrupted study resumes.
+    ``operators``: those the configurations draw (default: ``_headroom_operators(cell)``)."""
     from netbudget.compress import compress as apply_config
     from netbudget.constraints import parse_constraints
     from netbudget.exceptions import UnreachableBudgetError
@@ -378,8 +398,9 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     from netbudget.train import FitConfig, evaluate, fine_tune
 
     spec = CELLS[cell]
+    operators = operators or _headroom_operators(cell)
     constraints = parse_constraints(spec["constraints"])
-    space = build_space(model, data.input_shape, operators=_headroom_operators(cell), max_channel_ratio=0.8)
+    space = build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     original = {c.key: measure(model, c, ctx).value for c in constraints}
     margin = spec.get("min_margin", 0.04)  # the cell's latency margin, as its runs search
@@ -401,8 +422,10 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
     key = {"network": network, "cell": cell, "constraints": list(spec["constraints"]), "epochs": epochs,
            "max_steps": max_steps, "seed": seed, "machine": _fingerprint()}
+    if operators != _headroom_operators(cell):  # the key of a default study stays what it was
+        key["operators"] = operators
     groups = None
-    if _construction(cell) == "split":  # a mixed cell: one kind of operator at a time
+    if _construction(operators) == "split":  # a mixed cell: one kind of operator at a time
         groups = [np.array([i for i, d in enumerate(space.dimensions) if (d.operator == "channels") == channels])
                   for channels in (True, False)]
         key["construction"] = "split"
@@ -439,11 +462,12 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
 
     head = {"network": network, "cell": cell, "uniform_top1": accuracies[0],
             "oracle_best_top1": max(accuracies), "oracle_mean_top1": float(np.mean(accuracies)), "n": len(accuracies),
-            "top1": accuracies, "construction": _construction(cell)}
+            "top1": accuracies, "construction": _construction(operators), "operators": operators}
     proxy_rows = [{"network": network, "cell": cell, "fidelity": name,
                    # None (JSON null): a proxy that scored every configuration alike ranks nothing
                    "spearman": float(spearmanr(values, accuracies).statistic) if len(set(values)) > 1 else None,
-                   "seconds": seconds[name] / len(positions)} for name, values in proxies.items()]
+                   "seconds": seconds[name] / len(positions), "operators": operators}
+                  for name, values in proxies.items()]
     return head, proxy_rows
 
 
@@ -456,11 +480,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds of exponential/one-step/uniform/reference")
     parser.add_argument("--headroom", type=int, default=20, help="random configurations per cell")
     parser.add_argument("--no-headroom", action="store_true")
+    parser.add_argument("--headroom-operators", default=None,
+                        help="operators the headroom study draws, comma-separated (default: the cell's budgets' "
+                             "defaults when it ran; another set is a study of its own next to it)")
     parser.add_argument("--redo-headroom", action="store_true",
                         help="recompute a cell's headroom stored with fewer than --headroom configurations "
                              "or drawn by an older construction")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.headroom_operators:
+        _parse_operators(args.headroom_operators)  # a typo stops here, not after hours of runs
     if args.quick:
         networks, methods, cells, seeds, n_head = ["vgg"], ["exponential", "one-step", "uniform"], ["lat40-small"], 1, 4
         search = QUICK_SEARCH
@@ -517,16 +546,22 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
     def here(entry: dict[str, Any]) -> bool:  # headroom and proxy studies are per machine, as rows are
         return mine(entry) and entry.get("machine", EARLIER) == machine
 
-    stored = next((h for h in results["headroom"] if here(h)), None)
+    operators = _parse_operators(args.headroom_operators) if args.headroom_operators else _headroom_operators(cell)
+
+    def study(entry: dict[str, Any]) -> bool:  # one headroom / proxy study per set of operators
+        return here(entry) and _head_operators(entry) == operators
+
+    stored = next((h for h in results["headroom"] if study(h)), None)
     # n counts the uniform configuration too
-    if not args.no_headroom and (stored is None or (args.redo_headroom and _stale(stored, cell, n_head + 1))):
-        print(f"[headroom] {network} {cell} n={n_head}", flush=True)
+    if not args.no_headroom and (stored is None or (args.redo_headroom and _stale(stored, operators, n_head + 1))):
+        print(f"[headroom] {network} {cell} n={n_head} operators={'+'.join(operators)}", flush=True)
+        name = "" if operators == _headroom_operators(cell) else "-" + "+".join(operators)
         head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"],
-                                     cache=work / f"{network}-{cell}-headroom.json")
+                                     cache=work / f"{network}-{cell}-headroom{name}.json", operators=operators)
         head["machine"] = machine
         proxy_rows = [{**p, "machine": machine} for p in proxy_rows]
-        results["headroom"] = [h for h in results["headroom"] if not here(h)] + [head]  # replaced once it is done
-        results["proxy"] = [p for p in results["proxy"] if not here(p)] + proxy_rows
+        results["headroom"] = [h for h in results["headroom"] if not study(h)] + [head]  # replaced once it is done
+        results["proxy"] = [p for p in results["proxy"] if not study(p)] + proxy_rows
         _save(out, results)
     for seed in range(seeds):
         for method in methods:
@@ -653,10 +688,11 @@ def _feasible_line(rows: list[dict]) -> str:
             f"({'met' if all(feasible) else 'MISSED'}).")
 
 
-def _channels_line(rows: list[dict], mean: dict[str, float]) -> str:
-    """Goal line of the ``*-channels`` rows (channels + prune + bits in a cell whose default
+def _channels_lines(rows: list[dict], mean: dict[str, float], head: dict[str, Any] | None) -> list[str]:
+    """Goal lines of the ``*-channels`` rows (channels + prune + bits in a cell whose default
     operators leave channels out): each against the same method without channels and against
-    the plain ``uniform`` (the simple answer with the cell's default operators)."""
+    the plain ``uniform`` (the simple answer with the cell's default operators); ``head``: a
+    headroom study over the same three operators, which one-step-channels is judged by."""
     parts = []
     for method in ("one-step-channels", "uniform-channels"):
         if method in mean:
@@ -671,8 +707,12 @@ def _channels_line(rows: list[dict], mean: dict[str, float]) -> str:
         diff, sd, n = _paired(rows, "one-step-channels", base="uniform-channels")
         parts.append(f"one-step-channels minus uniform-channels = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} "
                      f"({'met' if diff >= 0 else 'MISSED'})")
-    return ("  With channels as well (channels + prune + bits, a size budget's default operators since session 14): "
-            + "; ".join(parts) + ".")
+    lines = ["  With channels as well (channels + prune + bits, a size budget's default operators since session 14): "
+             + "; ".join(parts) + "."]
+    if head and "one-step-channels" in mean:
+        lines.append(_headroom_line(head, "one-step-channels", mean["one-step-channels"]).replace(
+            "  Headroom", "  Headroom over channels + prune + bits", 1))
+    return lines
 
 
 def _computed(cell: str) -> bool:
@@ -775,14 +815,17 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
         mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
                 for m in METHODS if any(r["method"] == m for r in rows)}
-        head = next((h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell), None)
+        heads = [h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell]
+        # the study over the cell's default operators judges its rows; one over all three, the channel rows
+        head = next((h for h in heads if _head_operators(h) == _headroom_operators(h["cell"])), None)
+        head_channels = next((h for h in heads if h is not head and len(_head_operators(h)) == 3), None)
         if "exponential" not in mean or "uniform" not in mean:
             if _computed(cell) and {"one-step", "uniform"} <= set(mean):  # a size cell run without exponential
                 lines.append(f"* {network} / {cell}:")
                 lines += _computed_lines(rows, mean, head)
                 lines.append(_feasible_line(rows))
                 if {"one-step-channels", "uniform-channels"} & set(mean):
-                    lines.append(_channels_line(rows, mean))
+                    lines += _channels_lines(rows, mean, head_channels)
             if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
                 lines.append(f"* {network} / {cell}:")
                 lines.append(_repair_line(rows))
@@ -844,20 +887,25 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             if head and head.get("construction") == "split":  # the mixing draws were no oracle for a mixed cell
                 lines.append(_headroom_line(head, "exponential-split", mean["exponential-split"]))
         if {"one-step-channels", "uniform-channels"} & set(mean):
-            lines.append(_channels_line(rows, mean))
+            lines += _channels_lines(rows, mean, head_channels)
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               ("Draws: `mix` = random starts mixed towards the most compressed corner until feasible; `split` = one "
                "kind of operator at a time (channels, then the weights, or the other way round)."), "",
-              "| network | cell | draws | n | uniform | oracle best | oracle mean |", "|---|---|---|---:|---:|---:|---:|"]
+              "| network | cell | operators | draws | n | uniform | oracle best | oracle mean |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
     for h in results["headroom"]:
-        lines.append(f"| {h['network']} | {_where(h, labels)} | {h.get('construction', 'mix')} | {h['n']} | "
+        lines.append(f"| {h['network']} | {_where(h, labels)} | {' + '.join(_head_operators(h))} | "
+                     f"{h.get('construction', 'mix')} | {h['n']} | "
                      f"{100 * h['uniform_top1']:.2f} % | {100 * h['oracle_best_top1']:.2f} % | "
                      f"{100 * h['oracle_mean_top1']:.2f} % |")
     lines += ["", "## Proxy study: Spearman correlation with top-1 after fine-tuning", "",
-              "| network | cell | fidelity | Spearman | seconds per candidate |", "|---|---|---|---:|---:|"]
+              "| network | cell | operators | fidelity | Spearman | seconds per candidate |",
+              "|---|---|---|---|---:|---:|"]
     for p in results["proxy"]:
         rho = "none (every score equal)" if p["spearman"] is None else f"{p['spearman']:+.2f}"
-        lines.append(f"| {p['network']} | {_where(p, labels) if 'cell' in p else ''} | {p['fidelity']} | {rho} | {p['seconds']:.2f} |")
+        ops = " + ".join(_head_operators(p)) if "cell" in p else ""
+        lines.append(f"| {p['network']} | {_where(p, labels) if 'cell' in p else ''} | {ops} | {p['fidelity']} | "
+                     f"{rho} | {p['seconds']:.2f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     if plot:
         import matplotlib

@@ -111,7 +111,8 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
             "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
     assert "exponential-repair's mean is +1.00 pt from it (met" in text
-    assert "| vgg | lat50 @B | mix | 7 | 91.50 % | 93.00 % |" in text and "| vgg | lat50 | mix | 7 | 90.00 % | 90.50 % |" in text
+    assert ("| vgg | lat50 @B | channels | mix | 7 | 91.50 % | 93.00 % |" in text
+            and "| vgg | lat50 | channels | mix | 7 | 90.00 % | 90.50 % |" in text)
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
@@ -119,7 +120,7 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
-    def fake_headroom(network, cell, model, data, n, finetune, steps, cache=None):
+    def fake_headroom(network, cell, model, data, n, finetune, steps, cache=None, operators=None):
         calls.append(n)
         head = {"network": network, "cell": cell, "uniform_top1": 0.9, "oracle_best_top1": 0.92,
                 "oracle_mean_top1": 0.91, "n": n + 1, "top1": [0.9] * (n + 1)}
@@ -136,7 +137,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     out = tmp_path / "ablation.json"
 
     def run(redo: bool, n: int) -> None:
-        args = type("Args", (), {"no_headroom": False, "redo_headroom": redo})()
+        args = type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": None})()
         ablation._run_cell(args, results, out, tmp_path, "vgg", "lat40-small", None, None,
                            ablation.FINETUNE["small"], [], 1, n, ablation.SEARCH)
 
@@ -161,8 +162,8 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     ablation.write_markdown(out, {**results, "machine": "test", "cells": [], "dense": [],
                                   "rows": [{**_row("exponential", 0, 0.9)}, {**_row("uniform", 0, 0.9)}]})
     text = out.with_suffix(".md").read_text()
-    assert "| vgg | lat40-small | mix | 21 |" in text and "| vgg | lat40-small @B | mix | 21 |" in text
-    assert "| vgg | lat40-small @B | bn | +0.50 |" in text
+    assert "| vgg | lat40-small | channels | mix | 21 |" in text and "| vgg | lat40-small @B | channels | mix | 21 |" in text
+    assert "| vgg | lat40-small @B | channels | bn | +0.50 |" in text
 
 
 def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablation) -> None:
@@ -298,8 +299,8 @@ def test_a_proxy_that_scores_every_configuration_alike_is_stored_as_null_and_sho
     assert "NaN" not in out.read_text() and json.loads(out.read_text())["proxy"][0]["spearman"] is None
     ablation.write_markdown(out, results)
     text = out.with_suffix(".md").read_text()
-    assert "| vgg | size05 | reference | none (every score equal) | 0.37 |" in text
-    assert "| vgg | size05 | lookahead-50 | +0.98 | 5.56 |" in text
+    assert "| vgg | size05 | prune + bits | reference | none (every score equal) | 0.37 |" in text
+    assert "| vgg | size05 | prune + bits | lookahead-50 | +0.98 | 5.56 |" in text
 
 
 def test_a_larger_headroom_study_keeps_the_positions_drawn_before_and_draws_the_rest(ablation) -> None:
@@ -365,9 +366,12 @@ def test_a_mixed_cell_draws_its_headroom_one_kind_of_operator_at_a_time(ablation
     assert channels_first[:, :2].sum(axis=1).max() <= 1.6 + 2 / 64  # channels just far enough
     # the mixing construction pushes the weights towards the corner with the channels
     assert np.array(split[1:])[:, 2:].sum(axis=1).mean() < np.array(mixed[1:])[:, 2:].sum(axis=1).mean() - 0.3
-    assert ablation._construction("two") == "split" and ablation._construction("size05") == "mix"
-    assert ablation._stale({"n": 6}, "two", 6) and not ablation._stale({"n": 6, "construction": "split"}, "two", 6)
-    assert ablation._stale({"n": 6, "construction": "split"}, "two", 7) and not ablation._stale({"n": 9}, "size05", 9)
+    everything, weights = ["channels", "prune", "bits"], ["prune", "bits"]
+    assert ablation._headroom_operators("two") == everything and ablation._headroom_operators("size05 @B") == weights
+    assert ablation._construction(everything) == "split" and ablation._construction(weights) == "mix"
+    assert ablation._construction(["channels"]) == "mix"
+    assert ablation._stale({"n": 6}, everything, 6) and not ablation._stale({"n": 6, "construction": "split"}, everything, 6)
+    assert ablation._stale({"n": 6, "construction": "split"}, everything, 7) and not ablation._stale({"n": 9}, weights, 9)
 
 
 def test_a_size_cell_run_without_exponential_is_judged_with_one_step_and_its_channel_rows(ablation, tmp_path) -> None:
@@ -381,3 +385,53 @@ def test_a_size_cell_run_without_exponential_is_judged_with_one_step_and_its_cha
             "one-step - uniform = +1.00 +- 0.00 pt over 2 paired seeds (met); minus exponential = n/a pt over 0; "
             "methods ahead of it (paired): none (met).\n  Feasible on re-measurement: 7/8 runs (MISSED).") in text
     assert "one-step-channels minus uniform-channels = +1.00 +- 0.00 pt over 2 (met)" in text
+
+
+def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(ablation, tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def fake_headroom(network, cell, model, data, n, finetune, steps, cache=None, operators=None):
+        calls.append((operators, cache.name))
+        head = {"network": network, "cell": cell, "uniform_top1": 0.92, "oracle_best_top1": 0.94,
+                "oracle_mean_top1": 0.93, "n": n + 1, "top1": [0.92] * (n + 1), "operators": operators,
+                "construction": ablation._construction(operators)}
+        return head, [{"network": network, "cell": cell, "fidelity": "bn", "spearman": 0.5, "seconds": 1.0,
+                       "operators": operators}]
+
+    monkeypatch.setattr(ablation, "_headroom", fake_headroom)
+    monkeypatch.setattr(ablation, "_fingerprint", lambda: ablation.EARLIER)
+    # a study written before studies recorded their operators: the cell's default (prune + bits)
+    old = {"network": "vgg", "cell": "size05", "uniform_top1": 0.89, "oracle_best_top1": 0.90,
+           "oracle_mean_top1": 0.895, "n": 9, "top1": [0.89] * 9}
+    results = {"rows": [], "headroom": [old],
+               "proxy": [{"network": "vgg", "cell": "size05", "fidelity": "bn", "spearman": 0.1, "seconds": 1.0}]}
+    out = tmp_path / "ablation.json"
+
+    def run(operators: str | None) -> None:
+        args = type("Args", (), {"no_headroom": False, "redo_headroom": False, "headroom_operators": operators})()
+        ablation._run_cell(args, results, out, tmp_path, "vgg", "size05", None, None,
+                           ablation.FINETUNE["standard"], [], 1, 6, ablation.SEARCH)
+
+    run(None)  # the default study is stored
+    assert calls == []
+    run("bits,channels,prune")  # any order: the space's
+    assert calls == [(["channels", "prune", "bits"], "vgg-size05-headroom-channels+prune+bits.json")]
+    run("channels,prune,bits")  # stored now
+    assert len(calls) == 1 and [h["n"] for h in results["headroom"]] == [9, 7]
+    assert [p["spearman"] for p in results["proxy"]] == [0.1, 0.5]  # the default study's proxy rows kept
+    with pytest.raises(SystemExit, match="--headroom-operators: expected a comma-separated subset of channels, "
+                                         "prune, bits, got 'channels,prnue'"):
+        ablation._parse_operators("channels,prnue")
+    rows = [{**_row(m, s, top1), "cell": "size05"}
+            for m, top1 in (("one-step", 0.90), ("uniform", 0.89), ("one-step-channels", 0.93), ("uniform-channels", 0.925))
+            for s in range(2)]
+    ablation.write_markdown(out, {**results, "machine": "test", "rows": rows, "cells": [], "dense": []})
+    text = out.with_suffix(".md").read_text()
+    assert ("  Headroom above the (one-shot) uniform configuration 1.00 pt (9 configurations); one-step's mean is "
+            "+1.00 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+    assert ("  Headroom over channels + prune + bits above the (one-shot) uniform configuration 2.00 pt "
+            "(7 configurations); one-step-channels's mean is +1.00 pt from it (met: at least half where the headroom "
+            "is >= 1 pt).") in text
+    assert "| vgg | size05 | prune + bits | mix | 9 | 89.00 % |" in text
+    assert "| vgg | size05 | channels + prune + bits | split | 7 | 92.00 % | 94.00 % |" in text
+    assert "| vgg | size05 | channels + prune + bits | bn | +0.50 |" in text
