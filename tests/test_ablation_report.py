@@ -423,8 +423,8 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
                                          "prune, bits, got 'channels,prnue'"):
         ablation._parse_operators("channels,prnue")
     rows = [{**_row(m, s, top1), "cell": "size05"}
-            for m, top1 in (("one-step", 0.90), ("uniform", 0.89), ("one-step-channels", 0.93), ("uniform-channels", 0.925))
-            for s in range(2)]
+            for m, top1 in (("one-step", 0.90), ("uniform", 0.89), ("one-step-channels", 0.93), ("uniform-channels", 0.925),
+                            ("exponential-channels", 0.935)) for s in range(2)]
     ablation.write_markdown(out, {**results, "machine": "test", "rows": rows, "cells": [], "dense": []})
     text = out.with_suffix(".md").read_text()
     assert ("  Headroom above the (one-shot) uniform configuration 1.00 pt (9 configurations); one-step's mean is "
@@ -432,6 +432,9 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
     assert ("  Headroom over channels + prune + bits above the (one-shot) uniform configuration 2.00 pt "
             "(7 configurations); one-step-channels's mean is +1.00 pt from it (met: at least half where the headroom "
             "is >= 1 pt).") in text
+    assert ("exponential-channels minus exponential = n/a pt over 0, minus uniform = +4.50 +- 0.00 pt over 2, feasible 2/2; "
+            "one-step-channels minus uniform-channels = +0.50 +- 0.00 pt over 2 (met); one-step-channels minus "
+            "exponential-channels = -0.50 +- 0.00 pt over 2 (MISSED).") in text
     assert "| vgg | size05 | prune + bits | mix | 9 | 89.00 % |" in text
     assert "| vgg | size05 | channels + prune + bits | split | 7 | 92.00 % | 94.00 % |" in text
     assert "| vgg | size05 | channels + prune + bits | bn | +0.50 |" in text
