@@ -651,13 +651,14 @@ def _repair_line(rows: list[dict]) -> str:
                        {"exponential": "exponential", "uniform": "uniform"})
 
 
-def _headroom_line(head: dict[str, Any], method: str, mean_top1: float) -> str:
-    """Goal line of a cell's headroom study: how much of it ``method``'s mean (percent) captured."""
+def _headroom_line(head: dict[str, Any], method: str, mean_top1: float, over: str = "") -> str:
+    """Goal line of a cell's headroom study: how much of it ``method``'s mean (percent) captured;
+    ``over``: the operators the study drew, where they are not the cell's default ones."""
     room = 100 * (head["oracle_best_top1"] - head["uniform_top1"])
     captured = mean_top1 - 100 * head["uniform_top1"]
     verdict = ("no goal: the headroom is under 1 pt" if room < 1 else
                f"{'met' if captured >= room / 2 else 'MISSED'}: at least half where the headroom is >= 1 pt")
-    return (f"  Headroom above the (one-shot) uniform configuration {room:.2f} pt ({head['n']} configurations); "
+    return (f"  Headroom{over} above the (one-shot) uniform configuration {room:.2f} pt ({head['n']} configurations); "
             f"{method}'s mean is {captured:+.2f} pt from it ({verdict}).")
 
 
@@ -716,8 +717,8 @@ def _channels_lines(rows: list[dict], mean: dict[str, float], head: dict[str, An
     lines = ["  With channels as well (channels + prune + bits, a size budget's default operators since session 14): "
              + "; ".join(parts) + "."]
     if head and "one-step-channels" in mean:
-        lines.append(_headroom_line(head, "one-step-channels", mean["one-step-channels"]).replace(
-            "  Headroom", "  Headroom over channels + prune + bits", 1))
+        lines.append(_headroom_line(head, "one-step-channels", mean["one-step-channels"],
+                                    over=" over channels + prune + bits"))
     return lines
 
 
