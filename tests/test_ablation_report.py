@@ -117,6 +117,11 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert "| vgg | lat50 | exponential-repair | 1 | 99.00 % |  |" in text
 
 
+def _cell_args(redo: bool = False, operators: str | None = None):
+    """The command-line arguments ``_run_cell`` reads, as ``argparse`` would give them."""
+    return type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": operators})()
+
+
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
@@ -137,7 +142,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
     out = tmp_path / "ablation.json"
 
     def run(redo: bool, n: int) -> None:
-        args = type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": None})()
+        args = _cell_args(redo=redo)
         ablation._run_cell(args, results, out, tmp_path, "vgg", "lat40-small", None, None,
                            ablation.FINETUNE["small"], [], 1, n, ablation.SEARCH)
 
@@ -408,7 +413,7 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
     out = tmp_path / "ablation.json"
 
     def run(operators: str | None) -> None:
-        args = type("Args", (), {"no_headroom": False, "redo_headroom": False, "headroom_operators": operators})()
+        args = _cell_args(operators=operators)
         ablation._run_cell(args, results, out, tmp_path, "vgg", "size05", None, None,
                            ablation.FINETUNE["standard"], [], 1, 6, ablation.SEARCH)
 
