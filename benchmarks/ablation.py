@@ -76,7 +76,8 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-la20", "exponential-recheck", "uniform-recheck", "exponential-margin4", "exponential-w16",
            "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
            "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels",
-           "exponential-channels"]
+           "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
+           "reference-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -102,6 +103,8 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # size05's default (prune + bits, a size budget's default operators then) by 1.6-1.8 pt under
 # a tighter budget; size05 with channels confirmed it, and a size budget's default operators
 # are all three since session 14 (the size cells pin prune + bits for their older rows).
+# random-thin, ..., reference-thin: the other methods with the -thin settings, as rivals of
+# exponential-thin in a cell run only with the current defaults (lat50 on machine B).
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
@@ -673,6 +676,21 @@ def _thin_line(rows: list[dict]) -> str:
                        "the -repair rows", {"exponential": "exponential-repair", "uniform": "uniform-repair"})
 
 
+def _rivals_lines(rows: list[dict], mean: dict[str, float], suffix: str) -> list[str]:
+    """Goal line of ``exponential<suffix>`` against every other method run with the same
+    settings (``random<suffix>``, ...; not ``uniform<suffix>``, which has its own line): those
+    ahead in paired mean, with the spread and how many seeds; none when no rival ran."""
+    default = f"exponential{suffix}"
+    rivals = {m: _paired(rows, m, base=default) for m in mean
+              if m.endswith(suffix) and m not in (default, f"uniform{suffix}")}
+    if not rivals:
+        return []
+    ahead = [f"{m} ({_paired_text(d, s, k)} pt over {k})" for m, (d, s, k) in rivals.items() if k and d > 0]
+    behind = [f"{m} {_paired_text(d, s, k)}" for m, (d, s, k) in rivals.items() if k and d <= 0]
+    return [f"  Methods ahead of {default} (paired): {', '.join(ahead) or 'none'} "
+            f"({'met' if not ahead else 'MISSED'})" + (f"; behind it (pt): {', '.join(behind)}" if behind else "") + "."]
+
+
 def _split_line(rows: list[dict]) -> str:
     """Goal line of the ``exponential-split`` rows (the default since session 12 in a space that
     mixes channels with prune / bits): against uniform (which ignores split seeds), against
@@ -836,14 +854,10 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
                 lines.append(f"* {network} / {cell}:")
                 lines.append(_repair_line(rows))
-                rivals = {m: _paired(rows, m, base="exponential-repair") for m in mean
-                          if m.endswith("-repair") and m not in ("exponential-repair", "uniform-repair")}
-                ahead = [f"{m} ({d:+.2f} pt over {k})" for m, (d, _, k) in rivals.items() if k and d > 0]
-                if rivals:
-                    lines.append(f"  Methods ahead of exponential-repair (paired): {', '.join(ahead) or 'none'} "
-                                 f"({'met' if not ahead else 'MISSED'}).")
+                lines += _rivals_lines(rows, mean, "-repair")
                 if {"exponential-thin", "uniform-thin"} <= set(mean):
                     lines.append(_thin_line(rows))
+                    lines += _rivals_lines(rows, mean, "-thin")
                 if head:
                     for method in ("exponential-repair", "exponential-thin"):
                         if method in mean:

@@ -81,6 +81,10 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     moved += [{**_row("exponential-thin", s, 0.925 + 0.01 * s), "cell": "lat50", "machine": here,
                "base_top1": 0.9339, "thinned": 1} for s in range(2)]
     moved += [{**_row("uniform-thin", 0, 0.915), "cell": "lat50", "machine": here, "base_top1": 0.9339, "thinned": 1}]
+    # the other methods with the same (current) settings: rivals of exponential-thin
+    moved += [{**_row("tpe-thin", s, 0.93 + 0.01 * s), "cell": "lat50", "machine": here, "base_top1": 0.9339}
+              for s in range(2)]
+    moved += [{**_row("random-thin", 0, 0.92), "cell": "lat50", "machine": here, "base_top1": 0.9339}]
     retrained = [{**_row("exponential-repair", 0, 0.99), "cell": "lat50", "base_top1": 0.95}]
     # the headroom study of machine B's cell, beside the earlier machine's one of the same cell
     heads = [{"network": "vgg", "cell": "lat50", "uniform_top1": u, "oracle_best_top1": b, "oracle_mean_top1": u,
@@ -98,16 +102,21 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert "| vgg | lat40 @B | (unreachable) |" in text
     # a cell with only -repair rows compares within them
     assert "| vgg | lat50 @B | one-step-repair | 2 | 91.50 % | -0.50 +- 0.00 | -1.00 +- 0.71 |" in text
-    assert "Methods ahead of exponential-repair (paired): none (met)." in text
+    assert ("Methods ahead of exponential-repair (paired): none (met); behind it (pt): one-step-repair -1.00 +- 0.71."
+            in text)
+    assert ("Methods ahead of exponential-thin (paired): tpe-thin (+0.50 +- 0.00 pt over 2) (MISSED); behind it "
+            "(pt): random-thin -0.50.") in text
+    assert "| vgg | lat50 @B | tpe-thin | 2 | 93.50 % | +1.50 | +0.50 +- 0.00 | 2/2 |" in text
     assert ("* vgg / lat50 @B:\n  With 5 moments, 4 % margin, up to 2 repairs (the defaults of sessions 8-9; 0 run(s) "
             "repaired, 1 warned of a tight budget): exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds (met); "
             "feasible 6/6 runs (met).") in text
     # the current defaults (-thin) against each other and against the -repair rows they re-run
     assert "| vgg | lat50 @B | exponential-thin | 2 | 93.00 % | +1.00 |  | 2/2 |" in text
     assert "| vgg | lat50 @B | uniform-thin | 1 | 91.50 % |  | -1.00 |" in text
-    assert ("  With thinned variants of candidates that miss on re-timing (the current defaults; 3 variant(s) over 3 "
+    # every run with the -thin settings counts, the rivals' too
+    assert ("  With thinned variants of candidates that miss on re-timing (the current defaults; 3 variant(s) over 6 "
             "runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); minus the -repair "
-            "rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 3/3 runs (met).") in text
+            "rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 6/6 runs (met).") in text
     assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
             "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
     assert "exponential-repair's mean is +1.00 pt from it (met" in text
@@ -192,6 +201,11 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     # the rows of the cells that ran before thinned variants pin it off; -thin turns it on
     assert old["step_thinning"] == 0
     assert ablation._method_settings("exponential-thin", search, finetune, cell)["step_thinning"] == 4
+    # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
+    thin = ablation._method_settings("exponential-thin", search, finetune, cell)
+    assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
+    assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}
+    assert ablation._method_settings("linear-thin", search, finetune, cell) == {**thin, "cooling": "linear"}
     # the two-constraint cell's rows ran before split seeds: pinned off; -split turns them on
     two = ablation.CELLS["two"]
     assert ablation._method_settings("exponential", search, finetune, two)["split_seeds"] is False
