@@ -383,6 +383,18 @@ def _parse_operators(text: str) -> list[str]:
     return [op for op in OPERATORS if op in chosen]
 
 
+def _parse_names(flag: str, text: str, valid: list[str]) -> list[str]:
+    """``--methods`` / ``--cells`` (comma-separated) as a list in the order given; a name the
+    benchmark does not know stops here (a misspelt method would otherwise run as
+    ``exponential`` under the typo and vanish from the tables)."""
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in valid]
+    if not chosen or unknown:
+        raise SystemExit(f"{flag}: unknown {', '.join(map(repr, unknown)) or 'empty list'}; expected a "
+                         f"comma-separated list of {', '.join(valid)}")
+    return chosen
+
+
 def _head_operators(entry: dict[str, Any]) -> list[str]:
     """The operators a headroom or proxy entry drew over (entries before session 15 record
     none: their cell's default)."""
@@ -501,7 +513,9 @@ def main() -> None:
         networks, methods, cells, seeds, n_head = ["vgg"], ["exponential", "one-step", "uniform"], ["lat40-small"], 1, 4
         search = QUICK_SEARCH
     else:
-        networks, methods, cells = args.networks.split(","), args.methods.split(","), args.cells.split(",")
+        networks = args.networks.split(",")
+        methods = _parse_names("--methods", args.methods, METHODS)
+        cells = _parse_names("--cells", args.cells, list(CELLS))
         seeds, n_head, search = args.seeds, args.headroom, SEARCH
     out = args.out or RESULTS / ("ablation_quick.json" if args.quick else "ablation.json")
     from netbudget.data import load_dataset

@@ -457,3 +457,14 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
     assert "| vgg | size05 | prune + bits | mix | 9 | 89.00 % |" in text
     assert "| vgg | size05 | channels + prune + bits | split | 7 | 92.00 % | 94.00 % |" in text
     assert "| vgg | size05 | channels + prune + bits | bn | +0.50 |" in text
+
+
+def test_a_misspelt_method_or_cell_stops_at_start_up_naming_it(ablation) -> None:
+    assert ablation._parse_names("--methods", "tpe-thin, uniform", ablation.METHODS) == ["tpe-thin", "uniform"]
+    with pytest.raises(SystemExit, match=r"--methods: unknown 'tpe-thn'; expected a comma-separated list of "
+                                         r"exponential, one-step"):
+        ablation._parse_names("--methods", "uniform,tpe-thn", ablation.METHODS)
+    with pytest.raises(SystemExit, match=r"--cells: unknown 'lat05', 'sise05'; expected"):
+        ablation._parse_names("--cells", "lat05,sise05", list(ablation.CELLS))
+    with pytest.raises(SystemExit, match="--cells: unknown empty list"):
+        ablation._parse_names("--cells", " , ", list(ablation.CELLS))
