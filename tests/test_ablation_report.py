@@ -200,9 +200,9 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
                     "step_thinning": 0}
     # the rows of the cells that ran before thinned variants pin it off; -thin turns it on
     assert old["step_thinning"] == 0
-    assert ablation._method_settings("exponential-thin", search, finetune, cell)["step_thinning"] == 4
-    # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     thin = ablation._method_settings("exponential-thin", search, finetune, cell)
+    assert thin["step_thinning"] == 4
+    # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}
     assert ablation._method_settings("linear-thin", search, finetune, cell) == {**thin, "cooling": "linear"}
