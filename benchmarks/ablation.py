@@ -77,7 +77,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
            "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels",
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
-           "reference-thin"]
+           "reference-thin", "one-step-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -103,12 +103,12 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # size05's default (prune + bits, a size budget's default operators then) by 1.6-1.8 pt under
 # a tighter budget; size05 with channels confirmed it, and a size budget's default operators
 # are all three since session 14 (the size cells pin prune + bits for their older rows).
-# random-thin, ..., reference-thin: the other methods with the -thin settings, as rivals of
-# exponential-thin in a cell run only with the current defaults (lat50 on machine B).
+# random-thin, ..., reference-thin, one-step-thin: the other methods with the -thin settings, as
+# rivals of exponential-thin in a cell run only with the current defaults (lat50 on machines B, C).
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
-              "exponential-split", "one-step-channels", "uniform-channels"}
+              "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin"}
 # a method re-run with a later pipeline or another setting: its own goal line, not a rival
 VARIANTS: dict[str, dict[str, Any]] = {
     "-recheck": {},

@@ -206,6 +206,10 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}
     assert ablation._method_settings("linear-thin", search, finetune, cell) == {**thin, "cooling": "linear"}
+    # one-step: the same evaluations and total fine-tuning in one step, with the -thin settings
+    assert ablation._method_settings("one-step-thin", search, finetune, cell) == {
+        **thin, "cooling": "one-step", "trials": search["steps"] * search["trials"],
+        "step_epochs": finetune["step_epochs"] * search["steps"]}
     # the two-constraint cell's rows ran before split seeds: pinned off; -split turns them on
     two = ablation.CELLS["two"]
     assert ablation._method_settings("exponential", search, finetune, two)["split_seeds"] is False
