@@ -865,17 +865,19 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 lines.append(_feasible_line(rows))
                 if {"one-step-channels", "uniform-channels"} & set(mean):
                     lines += _channels_lines(rows, mean, head_channels)
-            if {"exponential-repair", "uniform-repair"} <= set(mean):  # a cell run only with the current defaults
+            repair, thin = ({f"exponential{s}", f"uniform{s}"} <= set(mean) for s in ("-repair", "-thin"))
+            if repair or thin:  # a cell run only with the current defaults (of then, of now)
                 lines.append(f"* {network} / {cell}:")
+            if repair:
                 lines.append(_repair_line(rows))
                 lines += _rivals_lines(rows, mean, "-repair")
-                if {"exponential-thin", "uniform-thin"} <= set(mean):
-                    lines.append(_thin_line(rows))
-                    lines += _rivals_lines(rows, mean, "-thin")
-                if head:
-                    for method in ("exponential-repair", "exponential-thin"):
-                        if method in mean:
-                            lines.append(_headroom_line(head, method, mean[method]))
+            if thin:
+                lines.append(_thin_line(rows))
+                lines += _rivals_lines(rows, mean, "-thin")
+            if (repair or thin) and head:
+                for method in ("exponential-repair", "exponential-thin"):
+                    if method in mean:
+                        lines.append(_headroom_line(head, method, mean[method]))
             continue
         diff, sd, n = _paired(rows, "exponential")
         # paired over the seeds both ran; "clearly" = the mean difference exceeds 2 standard errors

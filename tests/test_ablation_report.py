@@ -131,6 +131,31 @@ def _cell_args(redo: bool = False, operators: str | None = None):
     return type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": operators})()
 
 
+def test_a_cell_run_only_with_the_current_defaults_is_judged_among_its_own_rows(ablation, tmp_path) -> None:
+    here = "EPYC; avx512 f; 2 threads"
+    row = {"network": "resnet20", "cell": "lat50", "machine": here, "base_top1": 0.9189}
+    rows = [{**_row("exponential-thin", s, 0.91 + 0.01 * s), **row, "thinned": s} for s in range(2)]
+    rows += [{**_row("uniform-thin", s, 0.90), **row} for s in range(2)]
+    rows += [{**_row("one-step-thin", s, 0.905), **row} for s in range(2)]
+    rows += [{**_row("reference-thin", 0, 0.92), **row, "feasible": False}]
+    head = {"network": "resnet20", "cell": "lat50", "uniform_top1": 0.90, "oracle_best_top1": 0.92,
+            "oracle_mean_top1": 0.91, "n": 7, "machine": here}
+    results = {"machine": "test", "rows": rows, "cells": [], "headroom": [head], "proxy": [],
+               "dense": [{"network": "resnet20", "top1": 0.9189, "latency_ms": 4.9, "latency_spread": 0.04,
+                          "machine": here}]}
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, results)
+    text = out.with_suffix(".md").read_text()
+    # no -repair rows to compare against, no plain exponential: the -thin rows are the cell's goals
+    assert ("* resnet20 / lat50 @B:\n  With thinned variants of candidates that miss on re-timing (the current "
+            "defaults; 1 variant(s) over 7 runs, 0 run(s) repaired): exponential - uniform = +1.50 +- 0.71 pt over 2 "
+            "paired seeds (met); feasible 6/7 runs (MISSED).") in text
+    assert ("  Methods ahead of exponential-thin (paired): reference-thin (+1.00 pt over 1) (MISSED); behind it "
+            "(pt): one-step-thin -1.00 +- 0.71.") in text
+    assert ("  Headroom above the (one-shot) uniform configuration 2.00 pt (7 configurations); exponential-thin's "
+            "mean is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+
+
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
