@@ -120,6 +120,24 @@ def test_a_small_quantised_layer_keeps_its_codebook_through_the_final_fine_tune(
     assert packed_size(final.module.state_dict()) <= before
 
 
+def test_the_layer_table_reports_small_float_layers_as_float_and_quantised_ones_with_their_bits() -> None:
+    from netbudget.pipeline.run import _layer_table
+
+    torch.manual_seed(0)
+    model = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    # the first layer thinned to 8 channels keeps 72 float weights, every one distinct (< 256 values)
+    channels = build_space(model, (1, 8, 8), operators=("channels",))
+    thin = apply_config(model, channels, {n: 0.5 for n in channels.names})
+    rows = {r["layer"]: r for r in _layer_table(model, thin.module)}
+    assert rows["features.0"]["out_after"] == 8 and thin.module.features[0].weight.numel() == 72
+    assert {r["bits"] for r in rows.values()} == {32}  # nothing was quantised
+    bits = build_space(model, (1, 8, 8), operators=("bits",))
+    quantised = apply_config(model, bits, {n: 3 for n in bits.names})
+    rows = {r["layer"]: r for r in _layer_table(model, quantised.module)}
+    assert rows["features.0"]["bits"] <= 3 and rows["features.3"]["bits"] <= 3
+    assert rows["classifier.4"]["bits"] == 32  # the output layer is not in the space: float
+
+
 # -- settings ----------------------------------------------------------------------------
 def test_operators_follow_the_budgets() -> None:
     assert default_operators(["latency"]) == ["channels"]

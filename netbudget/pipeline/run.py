@@ -1060,7 +1060,11 @@ def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[st
 
 
 def _layer_table(original: nn.Module, module: nn.Module) -> list[dict[str, Any]]:
-    """Per Conv / Linear layer: channels before / after, sparsity, distinct-value bits."""
+    """Per Conv / Linear layer: channels before / after, sparsity, distinct-value bits (32: float).
+
+    A weight counts as quantised when its nonzero values repeat, as ``_inherit_compression``
+    decides: a small float layer (a thinned stem of 72 weights) has at most 256 distinct values
+    too, and was reported at 7 bits."""
     before = {n: m for n, m in original.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     rows = []
     for name, m in module.named_modules():
@@ -1069,12 +1073,13 @@ def _layer_table(original: nn.Module, module: nn.Module) -> list[dict[str, Any]]
         w = m.weight.detach()
         nonzero = w[w != 0]
         distinct = int(nonzero.unique().numel())
+        quantised = distinct <= 256 and distinct < nonzero.numel()
         rows.append({
             "layer": name,
             "out_before": int(before[name].weight.shape[0]),
             "out_after": int(w.shape[0]),
             "sparsity": float((w == 0).float().mean()),
-            "bits": max(1, (distinct - 1).bit_length()) if distinct <= 256 else 32,
+            "bits": max(1, (distinct - 1).bit_length()) if quantised else 32,
         })
     return rows
 
