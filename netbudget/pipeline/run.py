@@ -49,11 +49,6 @@ CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step 
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
 TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
-# where the most compressed network comes within TIGHT_MARGINS of a measured bound, or misses it,
-# these positions of the uniform line are timed too: latency need not fall with width (resnet20
-# at batch 32 on an AMD EPYC: every layer at its smallest width 0.469x of dense, every layer at
-# half of its range 0.443x), and the fail-fast check and the warning judge the fastest of them
-LINE_POSITIONS = (0.75, 0.5)
 MODEL_FORMAT = "netbudget-model"
 
 
@@ -110,8 +105,7 @@ def compress(
 
     Raises:
         InvalidConstraintError: a budget does not parse.
-        UnreachableBudgetError: even the most compressed configuration (or, for a measured
-            budget, a faster one of the uniform line) misses a budget.
+        UnreachableBudgetError: even the most compressed configuration misses a budget.
         InvalidArgumentError: another setting is out of range.
     """
     if isinstance(proxy, str):
@@ -257,29 +251,32 @@ class _Run:
             noise = float(np.std(ratios, ddof=1) / np.mean(ratios))
         margin = max(self.config.safety_sigmas * noise, self.config.min_margin) if noise else 0.0
         self.original_values, self.targets, self.margin = values, targets, margin
-        # fail fast: the most compressed configuration the space allows (the end of every
-        # thinning line: ``reachable``), and the fastest point of the uniform line near a bound
-        reachable, fastest = self._floor(values, targets, margin)
+        # fail fast: the most compressed configuration the space allows
+        extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
+        reachable = self._measure(extreme.module, relative_to=values)
+        missed = [c for c in self.constraints if not _exact(c) and reachable[c.key] > targets[c.key]]
+        if missed:  # one timing can fall in a slow moment (demo: 0.514x once, 0.456x median of 10)
+            repeats = [self._measure(extreme.module, relative_to=values, constraints=missed)
+                       for _ in range(CONFIRM_REPEATS)]
+            reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in missed})
         for c in self.constraints:
-            value, position = fastest[c.key]
-            if value > targets[c.key]:
+            if reachable[c.key] > targets[c.key]:
                 more = self._more_operators(c)
                 advice = f"add operators (--operators {more}), " if more else ""
                 raise UnreachableBudgetError(
-                    f"Budget {c.text!r} cannot be met: {_floor_name(position, reachable[c.key] / values[c.key])} "
+                    f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
                     f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "
-                    f"layer's channels kept) reaches {format_value(value, c.unit)}"
+                    f"layer's channels kept) reaches {format_value(reachable[c.key], c.unit)}"
                     f"{'' if _exact(c) else f' (median of {CONFIRM_REPEATS} re-measurements)'} "
-                    f"({value / values[c.key]:.3f}x of the original {format_value(values[c.key], c.unit)}), "
+                    f"({reachable[c.key] / values[c.key]:.3f}x of the original {format_value(values[c.key], c.unit)}), "
                     f"above the bound {format_value(targets[c.key], c.unit)}. Relax the budget, {advice}"
                     "or lower --min-keep."
                 )
-        tight = self._tight_budgets(fastest, targets, values, margin)
+        tight = self._tight_budgets(reachable, targets, values, margin)
         accuracy = evaluate(self.original, self.data.test)
         schedule = {c.key: self._schedule.thresholds(values[c.key], targets[c.key]) for c in self.constraints}
         self.meta.set_user_attr("noise", noise)
         self.meta.set_user_attr("reachable", reachable)
-        self.meta.set_user_attr("fastest", {k: list(v) for k, v in fastest.items()})  # (value, position)
         self.meta.set_user_attr("warnings", tight)
         self.meta.set_user_attr("accuracy_original", accuracy)
         self.meta.set_user_attr("schedule", schedule)
@@ -297,63 +294,29 @@ class _Run:
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
 
-    def _floor(self, values: Mapping[str, float], targets: Mapping[str, float],
-               margin: float) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-        """The most compressed network's value per budget key (base units), and per key the
-        fastest (value, uniform-line position) of it and, where it comes within
-        ``TIGHT_MARGINS`` safety margins of a measured bound, the ``LINE_POSITIONS``. A value
-        over its bound is the median of ``CONFIRM_REPEATS`` re-measurements (one timing can
-        fall in a slow moment: demo 0.514x once, 0.456x median of 10)."""
-        margin = max(margin, self.config.min_margin)
-        extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0)).module
-        reachable = self._measure(extreme, relative_to=values)
-        fastest = {k: (v, 1.0) for k, v in reachable.items()}
-        modules = {1.0: extreme}
-        close = [c for c in self.constraints
-                 if not _exact(c) and reachable[c.key] > targets[c.key] * (1.0 - TIGHT_MARGINS * margin)]
-        for position in LINE_POSITIONS if close else ():
-            modules[position] = apply_config(self.original, self.space0, self.space0.uniform(position)).module
-            probed = self._measure(modules[position], relative_to=values, constraints=close)
-            for c in close:
-                if probed[c.key] < fastest[c.key][0]:
-                    fastest[c.key] = (probed[c.key], position)
-        for c in self.constraints:
-            value, position = fastest[c.key]
-            if _exact(c) or value <= targets[c.key]:
-                continue
-            repeats = [self._measure(modules[position], relative_to=values, constraints=[c])[c.key]
-                       for _ in range(CONFIRM_REPEATS)]
-            fastest[c.key] = (float(np.median(repeats)), position)
-            if position == 1.0:
-                reachable[c.key] = fastest[c.key][0]
-        return reachable, fastest
-
     def _more_operators(self, c: Constraint) -> str:
         """The ``--operators`` value that adds the operators suited to ``c``'s metric, or "" when
         the run has them all."""
         helpful = [op for op in default_operators([c.metric]) if op not in self.config.operators]
         return ",".join([*self.config.operators, *helpful]) if helpful else ""
 
-    def _tight_budgets(self, fastest: Mapping[str, tuple[float, float]], targets: Mapping[str, float],
+    def _tight_budgets(self, reachable: Mapping[str, float], targets: Mapping[str, float],
                        values: Mapping[str, float], margin: float) -> list[str]:
         """Warnings, printed now and kept for the summary, for measured budgets whose bound lies
-        within two safety margins (at least ``min_margin`` each) of the fastest network of the
-        uniform line (``_floor``): the search threshold (bound less one margin) leaves that network
-        less than one margin of room, so a verification miss on a drifting machine has next to
-        nothing to repair with (measured: vgg ``latency <= 0.4x``, a winner at the smallest widths
-        could not be repaired)."""
+        within two safety margins (at least ``min_margin`` each) of the most compressed network:
+        the search threshold (bound less one margin) leaves that network less than one margin of
+        room, so a verification miss on a drifting machine has next to nothing to repair with
+        (measured: vgg ``latency <= 0.4x``, a winner at the smallest widths could not be repaired)."""
         margin = max(margin, self.config.min_margin)  # a user metric is searched unmargined, but measured too
         out = []
         for c in self.constraints:
-            value, position = fastest[c.key]
-            if _exact(c) or value <= targets[c.key] * (1.0 - TIGHT_MARGINS * margin):
+            if _exact(c) or reachable[c.key] <= targets[c.key] * (1.0 - TIGHT_MARGINS * margin):
                 continue
             more = self._more_operators(c)
             advice = f"more operators (--operators {more}), " if more else ""
-            name = _floor_name(position, None)
             out.append(
-                f"Budget {c.text!r} is tight: {name} reaches "
-                f"{format_value(value, c.unit)} ({value / values[c.key]:.3f}x), within "
+                f"Budget {c.text!r} is tight: the most compressed network this search allows reaches "
+                f"{format_value(reachable[c.key], c.unit)} ({reachable[c.key] / values[c.key]:.3f}x), within "
                 f"{TIGHT_MARGINS} safety margins ({100 * TIGHT_MARGINS * margin:.1f} %) of the bound "
                 f"{format_value(targets[c.key], c.unit)}; the search has little room, and a miss on "
                 f"re-measurement little left to thin. A looser budget, {advice}or a lower --min-keep gives room."
@@ -1060,16 +1023,6 @@ def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance:
     near = sorted((t for t in feasible if t.value >= best - tie_tolerance), key=lambda t: (-usage(t), -t.value))
     rest = sorted((t for t in feasible if t.value < best - tie_tolerance), key=lambda t: -t.value)
     return near + rest + infeasible
-
-
-def _floor_name(position: float, extreme_ratio: float | None) -> str:
-    """How messages name the fastest network of the uniform line at ``position`` (1.0: the most
-    compressed one; ``extreme_ratio``: that one's value over the original's, where known)."""
-    if position == 1.0:
-        return "the most compressed network this search allows"
-    slower = f", {extreme_ratio:.3f}x," if extreme_ratio is not None else ""
-    return (f"the fastest network along this search's uniform line (every layer at {position:.0%} of its range; "
-            f"the most compressed one{slower} ran slower)")
 
 
 def _inherit_compression(candidate: CompressedModel) -> None:
