@@ -254,11 +254,15 @@ class _Run:
         # fail fast: the most compressed configuration the space allows
         extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
         reachable = self._measure(extreme.module, relative_to=values)
-        missed = [c for c in self.constraints if not _exact(c) and reachable[c.key] > targets[c.key]]
-        if missed:  # one timing can fall in a slow moment (demo: 0.514x once, 0.456x median of 10)
-            repeats = [self._measure(extreme.module, relative_to=values, constraints=missed)
+        # a miss, or a value close enough to be warned about, is confirmed by the median of
+        # re-measurements: one timing can fall in a slow moment (demo: 0.514x once, 0.456x median
+        # of 10; resnet20: 0.469x once, a tight-budget warning, where six other runs measured 0.35-0.41x)
+        close = [c for c in self.constraints if not _exact(c) and reachable[c.key] > _tight_line(
+            targets[c.key], max(margin, self.config.min_margin))]
+        if close:
+            repeats = [self._measure(extreme.module, relative_to=values, constraints=close)
                        for _ in range(CONFIRM_REPEATS)]
-            reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in missed})
+            reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in close})
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
                 more = self._more_operators(c)
@@ -310,7 +314,7 @@ class _Run:
         margin = max(margin, self.config.min_margin)  # a user metric is searched unmargined, but measured too
         out = []
         for c in self.constraints:
-            if _exact(c) or reachable[c.key] <= targets[c.key] * (1.0 - TIGHT_MARGINS * margin):
+            if _exact(c) or reachable[c.key] <= _tight_line(targets[c.key], margin):
                 continue
             more = self._more_operators(c)
             advice = f"more operators (--operators {more}), " if more else ""
@@ -1023,6 +1027,12 @@ def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance:
     near = sorted((t for t in feasible if t.value >= best - tie_tolerance), key=lambda t: (-usage(t), -t.value))
     rest = sorted((t for t in feasible if t.value < best - tie_tolerance), key=lambda t: -t.value)
     return near + rest + infeasible
+
+
+def _tight_line(bound: float, margin: float) -> float:
+    """The value (base units) above which a measured ``bound`` counts as tight: ``TIGHT_MARGINS``
+    safety margins (fractions) below it."""
+    return bound * (1.0 - TIGHT_MARGINS * margin)
 
 
 def _inherit_compression(candidate: CompressedModel) -> None:
