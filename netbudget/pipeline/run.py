@@ -256,7 +256,7 @@ class _Run:
         reachable = self._measure(extreme.module, relative_to=values)
         # a miss, or a value close enough to be warned about, is confirmed by the median of
         # re-measurements: one timing can fall in a slow moment (demo: 0.514x once, 0.456x median
-        # of 10; resnet20: 0.469x once, a tight-budget warning, where six other runs measured 0.35-0.41x)
+        # of 10; resnet20: 0.469x once, a tight-budget warning, where nine other runs measured 0.35-0.41x)
         close = [c for c in self.constraints if not _exact(c) and reachable[c.key] > _tight_line(
             targets[c.key], max(margin, self.config.min_margin))]
         if close:
