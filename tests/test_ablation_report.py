@@ -16,6 +16,13 @@ def _row(method: str, seed: int, top1: float, feasible: bool = True) -> dict:
             "feasible": feasible, "evaluations": 36, "seconds": 100.0}
 
 
+def _markdown(ablation, tmp_path, results: dict) -> str:
+    """The ablation.md that ``write_markdown`` makes of ``results``."""
+    out = tmp_path / "ablation.json"
+    ablation.write_markdown(out, results)
+    return out.with_suffix(".md").read_text()
+
+
 def test_paired_difference_uses_only_the_seeds_both_methods_ran(ablation) -> None:
     rows = [_row("exponential", 0, 0.90), _row("exponential", 1, 0.92), _row("exponential", 2, 0.80),
             _row("random", 0, 0.91), _row("random", 1, 0.92)]
@@ -94,9 +101,7 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
                          {"network": "vgg", "top1": 0.9339, "latency_ms": 3.1, "latency_spread": 0.01,
                           "machine": here}],
                "unreachable": [{"network": "vgg", "cell": "lat40", "message": "floor 0.45x", "machine": here}]}
-    out = tmp_path / "ablation.json"
-    ablation.write_markdown(out, results)
-    text = out.with_suffix(".md").read_text()
+    text = _markdown(ablation, tmp_path, results)
     assert f"* B: {here}" in text and "| vgg | B | 93.39 % | 3.10 |" in text
     assert "| vgg | lat50 @B | exponential-repair | 2 | 92.50 % |" in text
     assert "| vgg | lat40 @B | (unreachable) |" in text
@@ -143,9 +148,7 @@ def test_a_cell_run_only_with_the_current_defaults_is_judged_among_its_own_rows(
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [head], "proxy": [],
                "dense": [{"network": "resnet20", "top1": 0.9189, "latency_ms": 4.9, "latency_spread": 0.04,
                           "machine": here}]}
-    out = tmp_path / "ablation.json"
-    ablation.write_markdown(out, results)
-    text = out.with_suffix(".md").read_text()
+    text = _markdown(ablation, tmp_path, results)
     # no -repair rows to compare against, no plain exponential: the -thin rows are the cell's goals
     assert ("* resnet20 / lat50 @B:\n  With thinned variants of candidates that miss on re-timing (the current "
             "defaults; 1 variant(s) over 7 runs, 0 run(s) repaired): exponential - uniform = +1.50 +- 0.71 pt over 2 "
@@ -272,9 +275,7 @@ def test_a_cell_of_computed_budgets_is_judged_with_one_step_as_the_default(ablat
     head = {"network": "vgg", "cell": "size05", "uniform_top1": 0.87, "oracle_best_top1": 0.90,
             "oracle_mean_top1": 0.885, "n": 8}
     results = {"machine": "test", "rows": rows, "cells": [], "headroom": [head], "dense": [], "proxy": []}
-    out = tmp_path / "ablation.json"
-    ablation.write_markdown(out, results)
-    text = out.with_suffix(".md").read_text()
+    text = _markdown(ablation, tmp_path, results)
     assert ("Default for computed budgets (`cooling='auto'` = one-step, since session 11): one-step - uniform = "
             "+4.00 +- 0.00 pt over 3 paired seeds (met); minus exponential = +2.00 +- 1.00 pt over 3; methods ahead "
             "of it (paired): none (met).") in text
