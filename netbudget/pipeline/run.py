@@ -1035,6 +1035,13 @@ def _tight_line(bound: float, margin: float) -> float:
     return bound * (1.0 - TIGHT_MARGINS * margin)
 
 
+def _quantised_levels(values: torch.Tensor) -> torch.Tensor | None:
+    """The sorted distinct levels of a weight's nonzero ``values`` when they repeat (at most 256
+    levels, fewer than values): a quantised weight. None for a float one (every value distinct)."""
+    levels = values.unique()  # sorted
+    return levels if 0 < levels.numel() <= 256 and levels.numel() < values.numel() else None
+
+
 def _inherit_compression(candidate: CompressedModel) -> None:
     """Keep zeros and codebooks that earlier steps left in weights this step does not touch.
 
@@ -1052,9 +1059,9 @@ def _inherit_compression(candidate: CompressedModel) -> None:
         if zeros.any():
             candidate.masks[key] = candidate.masks[key] & ~zeros if key in candidate.masks else ~zeros
         if key not in candidate.codebooks:
-            levels = weight[~zeros].unique()
-            if 0 < levels.numel() <= 256 and levels.numel() < int((~zeros).sum()):
-                candidate.codebooks[key] = levels.sort().values
+            levels = _quantised_levels(weight[~zeros])
+            if levels is not None:
+                candidate.codebooks[key] = levels
 
 
 def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[str, Any]) -> None:
@@ -1072,8 +1079,8 @@ def _save_model(module: nn.Module, path: Path, data: Dataset, params: Mapping[st
 def _layer_table(original: nn.Module, module: nn.Module) -> list[dict[str, Any]]:
     """Per Conv / Linear layer: channels before / after, sparsity, distinct-value bits (32: float).
 
-    A weight counts as quantised when its nonzero values repeat, as ``_inherit_compression``
-    decides: a small float layer (a thinned stem of 72 weights) has at most 256 distinct values
+    A weight counts as quantised when its nonzero values repeat (``_quantised_levels``, as the
+    final fine-tune decides): a small float layer (a thinned stem of 72 weights) has at most 256 distinct values
     too, and was reported at 7 bits."""
     before = {n: m for n, m in original.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     rows = []
@@ -1082,14 +1089,13 @@ def _layer_table(original: nn.Module, module: nn.Module) -> list[dict[str, Any]]
             continue
         w = m.weight.detach()
         nonzero = w[w != 0]
-        distinct = int(nonzero.unique().numel())
-        quantised = distinct <= 256 and distinct < nonzero.numel()
+        levels = _quantised_levels(nonzero)
         rows.append({
             "layer": name,
             "out_before": int(before[name].weight.shape[0]),
             "out_after": int(w.shape[0]),
             "sparsity": float((w == 0).float().mean()),
-            "bits": max(1, (distinct - 1).bit_length()) if quantised else 32,
+            "bits": max(1, (levels.numel() - 1).bit_length()) if levels is not None else 32,
         })
     return rows
 
