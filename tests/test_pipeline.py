@@ -553,15 +553,30 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         drift = next(c for c in summary["constraints"] if c["text"] == "drift <= 2 units")
         assert drift["final"] == 5.0 and drift["violations"] == drift["remeasurements"] == 20
         assert not list((run_dir / "final").glob("model.*"))
-        # the repair thinned the network step by step and gave up: no thinner network met the bound
+        # the re-check thinned the winner by a doubling share of its range, down to every layer
+        # at --min-keep, and nothing held; the repair had nothing left to thin and gave up
+        tries = summary["recheck"]["tries"]
+        assert [t["position"] for t in tries] == pytest.approx([0.0] + [2 ** k / 32 for k in range(6)])
+        assert not any(t["passed"] for t in tries) and summary["recheck"]["position"] == 1.0
         (repair,) = summary["repairs"]
         assert repair["missed"] == {"drift.value": 5.0} and repair["passed"] is False
-        assert [t["position"] for t in repair["tries"]] == pytest.approx([i / 32 for i in range(1, 9)])
+        assert repair["tries"] == [] and repair["position"] is None
         report = (run_dir / "report" / "report.md").read_text()
         assert "INFEASIBLE" in report and "Repair 1: verification missed" in report
         exit_code, output = _cli(["resume", str(run_dir), "--quiet"])
         assert exit_code == 1 and "INFEASIBLE after" in output and "and 1 repair," in output
         assert "not met on re-measurement, even after 1 repair; no model was exported." in output
+
+
+def _walked(tries: list[dict]) -> float:
+    """Check that thinning ``tries`` followed the walk (shares 1/32, 1/16, ... of the range until
+    one held, then halfway back once from 1/8 on) and return the share it chose."""
+    first = next(i for i, t in enumerate(tries) if t["passed"])
+    held = tries[first]["position"]
+    assert [t["position"] for t in tries[:first + 1]] == pytest.approx([2 ** k / 32 for k in range(first + 1)])
+    between = tries[first + 1:]
+    assert [t["position"] for t in between] == pytest.approx([0.75 * held] if held >= 1 / 8 else [])
+    return between[0]["position"] if between and between[0]["passed"] else held
 
 
 def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tune(
@@ -596,8 +611,8 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         drifted = 1.2 * count_params(winner) / count_params(reference)
         assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(drifted)},
                             "passed": False, "moment_means": {"drift.value": [pytest.approx(drifted)] * 5}}
-        assert all(not t["passed"] for t in tries[:-1]) and tries[-1]["passed"]
-        assert len(tries) > 1 and summary["recheck"]["position"] == pytest.approx((len(tries) - 1) / 32)
+        assert tries[0]["position"] == 0.0 and not tries[0]["passed"]
+        assert summary["recheck"]["position"] == pytest.approx(_walked(tries[1:])) and summary["recheck"]["passed"]
         # the thinned network is the one fine-tuned, verified and exported
         assert count_params(result.model) < count_params(winner)
         assert result.feasible and summary["constraints"][0]["final"] <= 0.7
@@ -610,6 +625,49 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         assert count_params(again.model) == count_params(result.model)
     finally:
         unregister_metric("drift")
+
+
+class _PlateauRun:
+    """Just what ``_Run._thin_until_met`` uses: a latency that stays at 2.4 ms while a network is
+    thinned by less than ``drop`` of its range, then falls to 2.0 ms (threshold 2.33 ms)."""
+
+    def __init__(self, drop: float) -> None:
+        from rich.console import Console
+
+        from netbudget.constraints import parse_constraint
+
+        self.drop = drop
+        self.config = RunConfig(constraints=["latency <= 0.5x"])
+        self.console = Console(quiet=True)
+        self.constraint = parse_constraint("latency <= 0.5x")
+
+    def _search_thresholds(self, noisy):
+        return {c.key: 2.33e-3 for c in noisy}
+
+    def _thinned(self, module, position):
+        return {"thinned": position}
+
+    def _remeasure(self, module, noisy):
+        ms = 2.0 if module.get("thinned", 0.0) >= self.drop else 2.4
+        return {c.key: [[ms * 1e-3 * (1 + 0.001 * j) for j in range(4)] for _ in range(5)] for c in noisy}
+
+
+@pytest.mark.parametrize(("drop", "tried", "chosen"), [
+    (0.30, [0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 8], 3 / 8),  # halfway back holds: less thinning
+    (0.45, [0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 8], 1 / 2),  # halfway back misses
+    (0.05, [0.0, 1 / 32, 1 / 16], 1 / 16),  # under 1/8: no halfway try
+    (2.00, [0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0], 1.0),  # nothing holds: the last try
+])
+def test_the_re_check_walks_past_a_latency_plateau_by_doubling_shares(drop, tried, chosen) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    fake = _PlateauRun(drop)
+    winner = {"thinned": 0.0}
+    module, tries, picked = pipeline_run._Run._thin_until_met(fake, winner, [fake.constraint], with_itself=True,
+                                                             label="re-check")
+    assert [t["position"] for t in tries] == pytest.approx(tried)
+    assert picked["position"] == pytest.approx(chosen) and picked["passed"] is (drop <= 1.0)
+    assert module == {"thinned": chosen}
 
 
 def _confirmation_drift(monkeypatch: pytest.MonkeyPatch, factor: float) -> dict:
@@ -764,8 +822,7 @@ def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repair
         (repair,) = summary["repairs"]
         missed = 1.2 * count_params(winner) / count_params(reference)
         assert repair["missed"] == {"drift.value": pytest.approx(missed)} and missed > 0.7
-        assert repair["passed"] and repair["feasible"] and repair["position"] > 0
-        assert all(not t["passed"] for t in repair["tries"][:-1])
+        assert repair["passed"] and repair["feasible"] and repair["position"] == pytest.approx(_walked(repair["tries"]))
         # the thinned network is the one verified again, reported and exported
         assert verified == [count_params(winner), count_params(result.model)] and verified[1] < verified[0]
         assert result.feasible and summary["feasible"]
