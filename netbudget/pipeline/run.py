@@ -48,7 +48,6 @@ CONFIRM_REPEATS = 7  # re-measurements whose median must meet the threshold
 CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step bound
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
-THINNING_DOUBLINGS = 5  # the re-check and repairs thin by 1/32, 1/16, ... up to 32/32 of the remaining range
 TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
 MODEL_FORMAT = "netbudget-model"
 
@@ -1051,7 +1050,9 @@ def _thinning_positions(with_itself: bool) -> list[float]:
     1 (every layer at ``--min-keep``). Doubling, not even steps: latency falls in plateaus (on
     the ablation's machine C, resnet20 thinned by 1/32 up to 1/4 of its range timed no faster,
     2.3-2.6 ms, while the most compressed network times 0.36x of dense)."""
-    shares = [FALLBACK_STEP * 2 ** k for k in range(THINNING_DOUBLINGS + 1)]
+    shares = [FALLBACK_STEP]
+    while shares[-1] < 1.0:
+        shares.append(min(1.0, 2 * shares[-1]))
     return ([0.0] if with_itself else []) + shares
 
 
