@@ -794,6 +794,76 @@ def test_with_step_thinning_0_a_step_takes_the_next_candidate_instead(
         unregister_metric("drift")
 
 
+def test_a_fallback_configuration_is_re_timed_even_when_it_ranks_below_the_candidates_that_failed(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Seen on the ablation's machine C (exponential seed 2): the 5 best-ranked candidates
+    missed on re-timing, and the 8 uniform fallbacks, each timed well under the threshold,
+    scored below them, so the ranked window never re-timed one and the step took a candidate
+    that had missed. A window of 1 (the seed) reproduces it with one trial."""
+    from netbudget.metrics import unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    monkeypatch.setattr(pipeline_run, "CONFIRM_CANDIDATES", 1)
+    _confirmation_drift(monkeypatch, 1.2)
+    try:
+        run_dir = tmp_path / "run"
+        result = _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=1, step_thinning=0, repairs=0,
+                            progress=True)
+        study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+        confirmed = study.user_attrs["confirmed"]
+        seed = next(t for t in study.trials if t.user_attrs.get("seed"))
+        winner = study.trials[study.user_attrs["winner"]]
+        fallbacks = [t for t in study.trials if "fallback" in t.user_attrs]
+        # the seed missed on re-timing; the fallback that won scored below it and was re-timed on its own
+        assert confirmed[str(seed.number)]["drift.value"] > 0.7
+        assert winner.user_attrs.get("fallback", 0) > 0 and winner.value < seed.value
+        assert confirmed[str(winner.number)]["drift.value"] <= 0.7
+        assert study.user_attrs["winner_feasible"] is True and result.feasible
+        # the walk stopped at the first fallback that held; every earlier one missed its re-timing
+        assert fallbacks[-1].number == winner.number
+        assert all(confirmed[str(t.number)]["drift.value"] > 0.7 for t in fallbacks[:-1] if str(t.number) in confirmed)
+        assert "no candidate confirmed; trying the uniform configuration at" in capsys.readouterr().err
+    finally:
+        unregister_metric("drift")
+
+
+def test_a_step_interrupted_during_its_fallback_walk_resumes_without_evaluating_a_position_twice(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    monkeypatch.setattr(pipeline_run, "CONFIRM_CANDIDATES", 1)
+    _confirmation_drift(monkeypatch, 1.2)
+    retimed = pipeline_run._Run._retimed
+
+    def killed(self, study, trial, *args):  # the process dies as the first fallback to be re-timed is
+        if "fallback" in trial.user_attrs:
+            raise KeyboardInterrupt
+        return retimed(self, study, trial, *args)
+
+    monkeypatch.setattr(pipeline_run._Run, "_retimed", killed)
+    run_dir = tmp_path / "run"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=1, step_thinning=0, repairs=0)
+        storage = f"sqlite:///{run_dir / 'study.db'}"
+        before = [t.number for t in optuna.load_study(study_name="step-0", storage=storage).trials
+                  if "fallback" in t.user_attrs]
+        assert before  # the earlier positions missed on their single measurement (not re-timed)
+        monkeypatch.setattr(pipeline_run._Run, "_retimed", retimed)
+        result = netbudget.resume(run_dir, progress=False)
+        study = optuna.load_study(study_name="step-0", storage=storage)
+        positions = [t.user_attrs["fallback"] for t in study.trials if "fallback" in t.user_attrs]
+        assert len(positions) == len(set(positions))  # each position evaluated once
+        assert [t.number for t in study.trials if "fallback" in t.user_attrs][:len(before)] == before
+        assert str(before[-1]) in study.user_attrs["confirmed"]  # the stored trial was judged on resume
+        assert result.feasible and study.trials[study.user_attrs["winner"]].user_attrs.get("fallback", 0) > 0
+    finally:
+        unregister_metric("drift")
+
+
 def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repaired(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -445,9 +445,7 @@ class _Run:
             # nothing meets the step's thresholds when re-timed: walk the uniform line further
             position = min(1.0, position + FALLBACK_STEP)
             self.console.print(f"  no candidate confirmed; trying the uniform configuration at {position:.3f}")
-            study.enqueue_trial(space.uniform(position), user_attrs={"fallback": position})
-            study.optimize(objective, n_trials=1, gc_after_trial=False)
-            found = self._confirm(study, current, space, thresholds, objective)
+            found = self._fallback(study, current, space, thresholds, objective, position)
         if found is None:  # the least violating candidate; verification will say whether the run holds
             trial = _ranked(study, thresholds, cfg.tie_tolerance)[0]
             candidate = apply_config(current, space, trial.params)
@@ -483,10 +481,8 @@ class _Run:
         again with the variant among the candidates; past that budget the next-ranked trial
         is tried. ``None`` when no candidate meets the thresholds.
         """
-        noisy = [c for c in self.constraints if not _exact(c)]  # latency and user metrics
         while True:
             ranked = _ranked(study, thresholds, self.config.tie_tolerance)
-            confirmed = dict(study.user_attrs.get("confirmed", {}))
             for trial in ranked[:CONFIRM_CANDIDATES]:
                 values = measured(trial)
                 if any(values.get(k, math.inf) > v for k, v in thresholds.items()):
@@ -495,31 +491,60 @@ class _Run:
                     if self._thin_a_missing_variant(study, ranked[ranked.index(trial):], space, thresholds, objective):
                         break
                     return None
-                candidate = apply_config(current, space, trial.params)
-                _inherit_compression(candidate)
-                if not noisy:
-                    return trial, candidate, values
-                key = str(trial.number)
-                if key not in confirmed:
-                    repeats = [self._measure(candidate.module, relative_to=self.original_values)
-                               for _ in range(CONFIRM_REPEATS)]
-                    confirmed[key] = {c.key: float(np.median([r[c.key] for r in repeats])) for c in noisy}
-                    confirmed[key + ":sd"] = {c.key: float(np.std([r[c.key] for r in repeats], ddof=1))
-                                              for c in noisy}
-                    study.set_user_attr("confirmed", confirmed)
-                values = {**values, **confirmed[key]}
-                spread = confirmed.get(key + ":sd", {})
-                # the median must meet the step threshold, and a single re-measurement must rarely
-                # exceed the unmargined bound: verification counts every re-measurement above it
-                over = {k: max(values[k] - thresholds[k],
-                               values[k] + CONFIRM_SIGMAS * spread.get(k, 0.0) - thresholds[k] / (1.0 - self.margin))
-                        for k in confirmed[key]}
+                candidate, values, over = self._retimed(study, trial, current, space, thresholds)
                 if all(v <= 0 for v in over.values()):
                     return trial, candidate, values
                 if self._evaluate_thinner(study, trial, space, values, thresholds, over, objective, retimed=True):
                     break  # rank again, the thinner variant among the candidates
             else:
                 return None
+
+    def _retimed(self, study, trial: FrozenTrial, current: nn.Module, space: SearchSpace,
+                 thresholds: Mapping[str, float]) -> tuple[CompressedModel, dict[str, float], dict[str, float]]:
+        """``trial``'s network, its values with every noisy budget re-measured
+        ``CONFIRM_REPEATS`` times (the median; stored in the step's ``confirmed`` record, so a
+        trial is re-timed once), and by how much each misses (base units; <= 0 holds): the
+        median against the step threshold, and median + ``CONFIRM_SIGMAS`` sd against the
+        unmargined bound (verification counts every re-measurement above it)."""
+        noisy = [c for c in self.constraints if not _exact(c)]  # latency and user metrics
+        values = measured(trial)
+        candidate = apply_config(current, space, trial.params)
+        _inherit_compression(candidate)
+        if not noisy:
+            return candidate, values, {k: values.get(k, math.inf) - v for k, v in thresholds.items()}
+        confirmed = dict(study.user_attrs.get("confirmed", {}))
+        key = str(trial.number)
+        if key not in confirmed:
+            repeats = [self._measure(candidate.module, relative_to=self.original_values)
+                       for _ in range(CONFIRM_REPEATS)]
+            confirmed[key] = {c.key: float(np.median([r[c.key] for r in repeats])) for c in noisy}
+            confirmed[key + ":sd"] = {c.key: float(np.std([r[c.key] for r in repeats], ddof=1)) for c in noisy}
+            study.set_user_attr("confirmed", confirmed)
+        values = {**values, **confirmed[key]}
+        spread = confirmed.get(key + ":sd", {})
+        over = {k: max(values[k] - thresholds[k],
+                       values[k] + CONFIRM_SIGMAS * spread.get(k, 0.0) - thresholds[k] / (1.0 - self.margin))
+                for k in confirmed[key]}
+        return candidate, values, over
+
+    def _fallback(self, study, current: nn.Module, space: SearchSpace, thresholds: Mapping[str, float], objective,
+                  position: float) -> tuple[FrozenTrial, CompressedModel, dict[str, float]] | None:
+        """The uniform configuration at ``position`` (unit cube), evaluated (once: a resumed
+        step reuses it) and judged on its own when its single measurement meets the thresholds:
+        it usually scores below the candidates that failed, so it would never enter the ranked
+        window that ``_confirm`` re-times. ``None`` when it misses."""
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if t.user_attrs.get("fallback") == position]
+        if not done:
+            study.enqueue_trial(space.uniform(position), user_attrs={"fallback": position})
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
+            done = [study.get_trials(deepcopy=False)[-1]]
+        trial = done[-1]
+        values = measured(trial)
+        if trial.state != TrialState.COMPLETE or any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+            return None
+        candidate, values, over = self._retimed(study, trial, current, space, thresholds)
+        return (trial, candidate, values) if all(v <= 0 for v in over.values()) else None
 
     def _thin_a_missing_variant(self, study, infeasible: Sequence[FrozenTrial], space: SearchSpace,
                                 thresholds: Mapping[str, float], objective) -> bool:
