@@ -225,8 +225,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
         val = attrs.get("val_after_finetune")
         winner = attrs.get("winner", "-")
         origin = {d["trial"]: d for d in attrs.get("thinned", [])}.get(winner)
+        fallback = next((x.user_attrs.get("fallback") for x in step["trials"] if x.number == winner), None)
         if origin is not None:  # a candidate that missed on re-timing, thinned along its own line
             winner = f"{winner} (#{origin['from']} thinned by {origin['position']:.3f})"
+        elif fallback is not None:  # no candidate held on re-timing: the uniform line past the seed
+            winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
         lines.append(f"| {t + 1} | {thresholds} | {evaluated} | {winner} | "
                      f"{attrs.get('winner_feasible', '-')} | {'' if val is None else f'{100 * val:.2f} %'} |")
     lines.append("")

@@ -824,6 +824,8 @@ def test_a_fallback_configuration_is_re_timed_even_when_it_ranks_below_the_candi
         assert fallbacks[-1].number == winner.number
         assert all(confirmed[str(t.number)]["drift.value"] > 0.7 for t in fallbacks[:-1] if str(t.number) in confirmed)
         assert "no candidate confirmed; trying the uniform configuration at" in capsys.readouterr().err
+        assert (f"| {winner.number} (uniform at {winner.user_attrs['fallback']:.3f}: no candidate held) | True |"
+                in (run_dir / "report" / "report.md").read_text())
     finally:
         unregister_metric("drift")
 
