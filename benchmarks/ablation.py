@@ -820,8 +820,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
              (f"Machine: {results['machine']}. Fashion-MNIST; latency on onnxruntime, 1 thread, batch "
               f"{LATENCY['batch_size']}. Search: {results.get('search')} (steps x candidates per step)."), ""]
     if len(labels) > 1:
-        lines += ["Machines (a cell run on another machine than A is tagged `@B`, ...; its rows are neither averaged "
-                  "nor paired with A's):", ""]
+        lines += [("Machines (a cell run on another machine than A is tagged `@B`, ...; its rows are neither averaged "
+                   "nor paired with A's):"), ""]
         lines += [f"* {label}: {'the machine of sessions 1-8' if fp == EARLIER else fp}" for fp, label in labels.items()]
         lines.append("")
     lines += [f"Note: {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])

@@ -157,6 +157,8 @@ class _Run:
         self.progress = progress
         self.user_proxy = proxy
         self.constraints: list[Constraint] = parse_constraints(config.constraints)
+        # the budgets measured with noise (latency, user metrics): re-timed, margined, verified by a bound
+        self.noisy: list[Constraint] = [c for c in self.constraints if not _exact(c)]
         self.started = time.perf_counter()
         from rich.console import Console
 
@@ -257,7 +259,7 @@ class _Run:
         # a miss, or a value close enough to be warned about, is confirmed by the median of
         # re-measurements: one timing can fall in a slow moment (demo: 0.514x once, 0.456x median
         # of 10; resnet20: 0.469x once, a tight-budget warning, where nine other runs measured 0.35-0.41x)
-        close = [c for c in self.constraints if not _exact(c) and reachable[c.key] > _tight_line(
+        close = [c for c in self.noisy if reachable[c.key] > _tight_line(
             targets[c.key], max(margin, self.config.min_margin))]
         if close:
             repeats = [self._measure(extreme.module, relative_to=values, constraints=close)
@@ -506,7 +508,7 @@ class _Run:
         trial is re-timed once), and by how much each misses (base units; <= 0 holds): the
         median against the step threshold, and median + ``CONFIRM_SIGMAS`` sd against the
         unmargined bound (verification counts every re-measurement above it)."""
-        noisy = [c for c in self.constraints if not _exact(c)]  # latency and user metrics
+        noisy = self.noisy
         values = measured(trial)
         candidate = apply_config(current, space, trial.params)
         _inherit_compression(candidate)
@@ -762,7 +764,7 @@ class _Run:
         final fine-tune recovers the accuracy. The outcome is stored, so a resumed run takes
         the same network without re-timing.
         """
-        noisy = [c for c in self.constraints if not _exact(c)]
+        noisy = self.noisy
         if not noisy:
             return current
         record = self.meta.user_attrs.get("recheck")
@@ -837,7 +839,7 @@ class _Run:
     def _verify(self, module: nn.Module) -> tuple[list[dict[str, Any]], bool]:
         """Independent re-measurement of every budget: one row per constraint, and whether all hold."""
         cfg = self.config
-        noisy = [c for c in self.constraints if not _exact(c)]
+        noisy = self.noisy
         if noisy:
             spread = (f" over {cfg.moments} moments {cfg.moment_seconds:g} s apart" if cfg.moments > 1 else "")
             self.console.print(f"[bold]verification[/]: {cfg.remeasurements} independent re-measurements per "
@@ -869,7 +871,7 @@ class _Run:
         the search threshold again, fine-tune ``step_epochs``, and verify anew. Returns the
         last verified network, its rows, its verdict and one record per repair."""
         cfg = self.config
-        noisy = [c for c in self.constraints if not _exact(c)]
+        noisy = self.noisy
         records: list[dict[str, Any]] = []
         while not feasible and len(records) < cfg.repairs:
             missed = [r for r in rows if not r["satisfied"]]
