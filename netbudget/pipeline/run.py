@@ -461,7 +461,7 @@ class _Run:
         study.set_user_attr("winner", winner.number)
         study.set_user_attr("winner_params", dict(winner.params))
         study.set_user_attr("winner_measured", values)
-        study.set_user_attr("winner_feasible", all(values.get(k, math.inf) <= v for k, v in thresholds.items()))
+        study.set_user_attr("winner_feasible", _meets(values, thresholds))
         study.set_user_attr("val_after_finetune", val)
         _save_model(candidate.module, path, self.data, winner.params)
         study.set_user_attr("done", True)
@@ -487,7 +487,7 @@ class _Run:
             ranked = _ranked(study, thresholds, self.config.tie_tolerance)
             for trial in ranked[:CONFIRM_CANDIDATES]:
                 values = measured(trial)
-                if any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+                if not _meets(values, thresholds):
                     # ranked feasible-first: no feasible candidate is left, but a thinned
                     # variant that still misses can be thinned further
                     if self._thin_a_missing_variant(study, ranked[ranked.index(trial):], space, thresholds, objective):
@@ -543,7 +543,7 @@ class _Run:
             done = [study.get_trials(deepcopy=False)[-1]]
         trial = done[-1]
         values = measured(trial)
-        if trial.state != TrialState.COMPLETE or any(values.get(k, math.inf) > v for k, v in thresholds.items()):
+        if trial.state != TrialState.COMPLETE or not _meets(values, thresholds):
             return None
         candidate, values, over = self._retimed(study, trial, current, space, thresholds)
         return (trial, candidate, values) if all(v <= 0 for v in over.values()) else None
@@ -986,7 +986,7 @@ class _StepProgress(ProgressBar):
     def callback(self, thresholds: Mapping[str, float]):
         def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             values = measured(trial)
-            if trial.state == TrialState.COMPLETE and all(values.get(k, math.inf) <= v for k, v in thresholds.items()):
+            if trial.state == TrialState.COMPLETE and _meets(values, thresholds):
                 self.best = max(self.best or -math.inf, float(trial.value))
             self.advance(f"best feasible {100 * self.best:.2f} %" if self.best is not None else "no feasible yet")
 
@@ -994,6 +994,11 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _meets(values: Mapping[str, float], thresholds: Mapping[str, float]) -> bool:
+    """Whether measured ``values`` meet every threshold (base units); a value not measured misses."""
+    return all(values.get(k, math.inf) <= v for k, v in thresholds.items())
+
+
 def _exact(c: Constraint) -> bool:
     """Whether a budget is computed exactly (size, MACs, params, peak memory), not re-measured."""
     return c.key in COMPUTABLE_KEYS or c.metric == "memory"
