@@ -44,6 +44,10 @@ class FitConfig:
         seed: seeds the initial shuffle and dropout: the same seed gives the same weights.
         max_steps: stop after this many optimiser steps (the cosine schedule still spans
             ``epochs``); ``None`` runs every epoch to the end.
+        samples_per_epoch: training samples per epoch (rounded up to whole batches; each
+            epoch draws them from a fresh shuffle of the split), and the cosine schedule
+            spans these shorter epochs, so a short fine-tune still anneals its learning rate
+            to zero; ``None``: the whole split.
         label_smoothing: label smoothing of the cross-entropy loss, in [0, 1).
         distill_weight: weight of the distillation term when a teacher is given, in [0, 1]
             (the cross-entropy gets ``1 - distill_weight``).
@@ -57,6 +61,7 @@ class FitConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     max_steps: int | None = None
+    samples_per_epoch: int | None = None
     label_smoothing: float = 0.0
     distill_weight: float = 0.5
     distill_temperature: float = 4.0
@@ -74,6 +79,10 @@ class FitConfig:
             raise InvalidArgumentError(f"`lr` must be > 0, but got lr={self.lr}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise InvalidArgumentError(f"`max_steps` must be >= 1 or None, but got max_steps={self.max_steps}.")
+        if self.samples_per_epoch is not None and self.samples_per_epoch < 1:
+            raise InvalidArgumentError(
+                f"`samples_per_epoch` must be >= 1 or None, but got samples_per_epoch={self.samples_per_epoch}."
+            )
         if not 0.0 <= self.distill_weight <= 1.0:
             raise InvalidArgumentError(f"`distill_weight` must be in [0, 1], but got distill_weight={self.distill_weight}.")
         if not self.distill_temperature > 0:
@@ -129,6 +138,8 @@ def fit(
     torch.manual_seed(config.seed)
     loader = split.loader(config.batch_size, shuffle=True, seed=config.seed)
     steps_per_epoch = len(loader)
+    if config.samples_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, math.ceil(config.samples_per_epoch / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
@@ -152,7 +163,9 @@ def fit(
     with ProgressBar("train", total_steps, enabled=progress) as bar:
         for epoch in range(config.epochs):
             running, seen = 0.0, 0
-            for x, y in loader:
+            for batch, (x, y) in enumerate(loader):
+                if batch == steps_per_epoch:
+                    break
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(x)
                 loss = loss_fn(logits, y)

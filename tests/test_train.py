@@ -41,6 +41,24 @@ def test_max_steps_and_after_step_hook(digits) -> None:
     assert result.steps == 7 and len(calls) == 7 and calls[0] is model
 
 
+def test_samples_per_epoch_shortens_epochs_and_anneals_over_them(digits) -> None:
+    def last_update(config: FitConfig) -> float:
+        """Size of the final optimiser step relative to the first (the learning rate's decay)."""
+        torch.manual_seed(0)
+        model = build_model("vgg", input_size=8)
+        snapshots = [torch.cat([p.detach().flatten().clone() for p in model.parameters()])]
+        result = fit(model, digits.train, config, progress=False,
+                     after_step=lambda m: snapshots.append(torch.cat([p.detach().flatten().clone() for p in m.parameters()])))
+        assert result.steps == len(snapshots) - 1 == 9  # 3 epochs of ceil(40 / 16) = 3 batches, or max_steps
+        assert len(result.epoch_losses) == (3 if config.samples_per_epoch else 1)
+        first, last = (snapshots[1] - snapshots[0]).norm(), (snapshots[-1] - snapshots[-2]).norm()
+        return float(last / first)
+
+    annealed = last_update(FitConfig(epochs=3, batch_size=16, samples_per_epoch=40, seed=0))
+    truncated = last_update(FitConfig(epochs=3, batch_size=16, max_steps=9, seed=0))
+    assert annealed < 0.2 < truncated  # the short schedule ends near zero; the truncated one near its peak
+
+
 def test_evaluate_range_and_mode_restored(digits) -> None:
     model = build_model("vgg", input_size=8).train()
     acc = evaluate(model, digits)
@@ -55,6 +73,7 @@ def test_evaluate_range_and_mode_restored(digits) -> None:
         ({"optimizer": "adam"}, r"`optimizer` must be one of \('sgd', 'adamw'\), but got optimizer='adam'"),
         ({"lr": -1.0}, r"`lr` must be > 0"),
         ({"max_steps": 0}, r"`max_steps` must be >= 1"),
+        ({"samples_per_epoch": 0}, r"`samples_per_epoch` must be >= 1 or None, but got samples_per_epoch=0"),
         ({"label_smoothing": 1.0}, r"`label_smoothing` must be in \[0, 1\)"),
     ],
 )
