@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -38,10 +37,13 @@ ARMS = ("truncated", "annealed")  # the pipeline's schedule (max_steps), the alt
 
 
 def _fit_config(arm: str, epochs: int, seed: int):
+    """The pipeline's own fine-tune (``truncated``) or the same one annealed over its samples."""
+    from netbudget.pipeline.run import finetune_fit
     from netbudget.train import FitConfig
 
-    short = {"max_steps": math.ceil(SAMPLES / BATCH) * epochs} if arm == "truncated" else {"samples_per_epoch": SAMPLES}
-    return FitConfig(epochs=epochs, batch_size=BATCH, lr=0.01, seed=seed, **short)
+    if arm == "truncated":
+        return finetune_fit(epochs, lr=0.01, samples=SAMPLES, seed=seed)
+    return FitConfig(epochs=epochs, batch_size=BATCH, lr=0.01, seed=seed, samples_per_epoch=SAMPLES)
 
 
 def run(network: str, seeds: int) -> list[dict[str, Any]]:

@@ -1050,3 +1050,12 @@ def test_a_run_killed_while_evaluating_a_split_seed_evaluates_each_seed_once_aft
     assert seeds[killed.user_attrs["split_seed"]].params == killed.params
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert result.feasible and result.summary["steps"][0]["evaluated"] == 4
+
+
+def test_a_sampled_fine_tune_stops_each_epoch_early_without_shortening_the_schedule() -> None:
+    from netbudget.pipeline.run import finetune_fit
+
+    sampled = finetune_fit(3, lr=0.02, samples=5000, seed=4)
+    assert (sampled.max_steps, sampled.samples_per_epoch, sampled.epochs, sampled.lr, sampled.seed) == (120, None, 3, 0.02, 4)
+    assert finetune_fit(2, lr=0.01, samples=None, seed=0).max_steps is None
+    assert finetune_fit(2, lr=0.01, samples=1, seed=0).max_steps == 2  # at least one step per epoch

@@ -613,11 +613,7 @@ class _Run:
         return ", ".join(parts)
 
     def _fit(self, epochs: int, *, seed: int) -> FitConfig:
-        cfg = self.config
-        max_steps = None
-        if cfg.finetune_samples is not None:
-            max_steps = max(1, math.ceil(cfg.finetune_samples / 128)) * epochs
-        return FitConfig(epochs=epochs, lr=cfg.finetune_lr, seed=seed, max_steps=max_steps)
+        return finetune_fit(epochs, lr=self.config.finetune_lr, samples=self.config.finetune_samples, seed=seed)
 
     def _sampler(self, space: SearchSpace, bounds: list[Bound], t: int):
         cfg = self.config
@@ -994,6 +990,15 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def finetune_fit(epochs: int, *, lr: float, samples: int | None, seed: int) -> FitConfig:
+    """A run's fine-tune: ``epochs`` of ``samples`` training samples each (``None``: the whole
+    split). A sampled epoch stops early while the cosine schedule spans full epochs, so the
+    learning rate stays near ``lr`` (annealing over the samples measured worse:
+    ``benchmarks/finetune_schedule.py``)."""
+    max_steps = None if samples is None else max(1, math.ceil(samples / 128)) * epochs
+    return FitConfig(epochs=epochs, lr=lr, seed=seed, max_steps=max_steps)
+
+
 def _meets(values: Mapping[str, float], thresholds: Mapping[str, float]) -> bool:
     """Whether measured ``values`` meet every threshold (base units); a value not measured misses."""
     return all(values.get(k, math.inf) <= v for k, v in thresholds.items())
