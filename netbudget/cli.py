@@ -181,6 +181,8 @@ def _finish_run(result) -> None:
         after = _repairs_text(summary, ", even after ")
         err_console.print(f"[bold red]The budget was not met on re-measurement{after}; no model was exported.[/]",
                           soft_wrap=True)
+        if summary.get("advice"):
+            err_console.print(escape(summary["advice"]), soft_wrap=True)
         raise typer.Exit(code=1)
 
 

@@ -212,6 +212,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
             else:
                 outcome = "no thinner network met the searched bound; the run stopped there"
             lines += [f"Repair {n}: verification missed ({missed}); {outcome}.", ""]
+        if summary.get("advice"):
+            lines += [summary["advice"], ""]
         lines += ["| | original | compressed | change |", "|---|---:|---:|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _before_after(meta, summary)]
         lines.append("")

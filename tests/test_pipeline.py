@@ -566,6 +566,9 @@ def test_a_result_that_fails_verification_is_reported_infeasible_and_not_exporte
         exit_code, output = _cli(["resume", str(run_dir), "--quiet"])
         assert exit_code == 1 and "INFEASIBLE after" in output and "and 1 repair," in output
         assert "not met on re-measurement, even after 1 repair; no model was exported." in output
+        # and what to do about it: the budget is at the floor of what this search reaches
+        assert summary["advice"].startswith("'drift <= 2 units' was missed even by the most compressed network")
+        assert summary["advice"] in output and "Relax the budget, lower --min-keep" in report
 
 
 def _walked(tries: list[dict]) -> float:
@@ -901,6 +904,7 @@ def test_a_result_that_drifts_over_its_bound_after_the_final_fine_tune_is_repair
         drift = summary["constraints"][0]
         assert drift["final"] == pytest.approx(1.2 * count_params(result.model) / count_params(reference))
         assert drift["final"] <= 0.7 and drift["violations"] == 0
+        assert summary["advice"] is None
         assert "Repair 1: verification missed" in (run_dir / "report" / "report.md").read_text()
         assert (run_dir / "final" / "model.onnx").is_file()
     finally:
@@ -926,6 +930,26 @@ def test_a_repair_of_a_network_already_at_its_smallest_widths_gives_up_and_says_
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         assert summary["repairs"] == [{"missed": {"drift.value": 5.0}, "tries": [], "position": None, "passed": False}]
         assert "nothing left to thin" in (run_dir / "report" / "report.md").read_text()
+
+
+def test_the_advice_on_a_missed_budget_names_it_and_the_setting_that_can_help() -> None:
+    from netbudget.pipeline.run import infeasible_advice
+
+    met = {"text": "size <= 0.5x", "satisfied": True}
+    missed = {"text": "latency <= 0.4x", "satisfied": False}
+    assert infeasible_advice([met], [], repairs_allowed=2, min_margin=0.04) is None
+    # the thinning walk reached every layer at --min-keep and still missed: the budget is at the floor
+    walked = {"passed": False, "tries": [{"position": 0.5}, {"position": 1.0}]}
+    for record in (walked, {"passed": False, "tries": []}):
+        text = infeasible_advice([met, missed], [record], repairs_allowed=2, min_margin=0.04)
+        assert text.startswith("'latency <= 0.4x' was missed even by the most compressed network")
+        assert "lower --min-keep" in text and "size" not in text
+    # repairs that held the searched bound but not verification: more repairs or a wider margin
+    repaired = {"passed": True, "feasible": False, "tries": [{"position": 0.125}]}
+    text = infeasible_advice([missed], [repaired, repaired], repairs_allowed=2, min_margin=0.04)
+    assert "still missed after 2 repair(s)" in text and "--repairs, now 2" in text and "--min-margin, now 0.04" in text
+    text = infeasible_advice([missed], [], repairs_allowed=0, min_margin=0.06)
+    assert "repairs are off (--repairs 0)" in text and "--min-margin, now 0.06" in text
 
 
 def test_upper_confidence_is_taken_over_moments_not_over_correlated_re_measurements() -> None:

@@ -951,6 +951,7 @@ class _Run:
             "recheck": self.meta.user_attrs.get("recheck"),
             "repairs": repairs,
             "warnings": self.meta.user_attrs.get("warnings", []),
+            "advice": infeasible_advice(rows, repairs, repairs_allowed=cfg.repairs, min_margin=cfg.min_margin),
             "model": cfg.model,
             "dataset": cfg.dataset,
         }
@@ -997,6 +998,27 @@ def finetune_fit(epochs: int, *, lr: float, samples: int | None, seed: int) -> F
     ``benchmarks/finetune_schedule.py``)."""
     max_steps = None if samples is None else max(1, math.ceil(samples / 128)) * epochs
     return FitConfig(epochs=epochs, lr=lr, seed=seed, max_steps=max_steps)
+
+
+def infeasible_advice(rows: Sequence[Mapping[str, Any]], repairs: Sequence[Mapping[str, Any]], *,
+                      repairs_allowed: int, min_margin: float) -> str | None:
+    """What a user can do about a result that missed a budget on re-measurement (``None`` when it
+    met every one): ``rows`` are the verification's per-budget rows, ``repairs`` its repair records,
+    ``repairs_allowed`` the run's ``repairs`` and ``min_margin`` its smallest safety margin (fraction)."""
+    missed = [r for r in rows if not r["satisfied"]]
+    if not missed:
+        return None
+    names = ", ".join(repr(r["text"]) for r in missed)
+    last = repairs[-1] if repairs else None
+    if last is not None and not last["passed"] and (not last["tries"] or max(t["position"] for t in last["tries"]) >= 1.0):
+        return (f"{names} was missed even by the most compressed network this search allows (every layer at "
+                "--min-keep): the budget sits within this machine's timing drift of what the operators can reach. "
+                "Relax the budget, lower --min-keep, or add operators (--operators).")
+    if repairs_allowed == 0:
+        return (f"{names} was missed and repairs are off (--repairs 0): allow repairs (thin, fine-tune, verify "
+                f"again), or widen the safety margin below the bound (--min-margin, now {min_margin:g}).")
+    return (f"{names} was still missed after {len(repairs)} repair(s): allow more (--repairs, now {repairs_allowed}), "
+            f"widen the safety margin below the bound (--min-margin, now {min_margin:g}), or relax the budget.")
 
 
 def _meets(values: Mapping[str, float], thresholds: Mapping[str, float]) -> bool:
