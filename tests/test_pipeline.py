@@ -948,6 +948,8 @@ def test_the_advice_on_a_missed_budget_names_it_and_the_setting_that_can_help() 
     repaired = {"passed": True, "feasible": False, "tries": [{"position": 0.125}]}
     text = infeasible_advice([missed], [repaired, repaired], repairs_allowed=2, min_margin=0.04)
     assert "still missed after 2 repair(s)" in text and "--repairs, now 2" in text and "--min-margin, now 0.04" in text
+    text = infeasible_advice([{"text": "size <= 0.05x", "satisfied": False}], [], repairs_allowed=2, min_margin=0.04)
+    assert "computed exactly cannot be repaired" in text and "--repairs" not in text
     text = infeasible_advice([missed], [], repairs_allowed=0, min_margin=0.06)
     assert "repairs are off (--repairs 0)" in text and "--min-margin, now 0.06" in text
 

@@ -1014,6 +1014,9 @@ def infeasible_advice(rows: Sequence[Mapping[str, Any]], repairs: Sequence[Mappi
         return (f"{names} was missed even by the most compressed network this search allows (every layer at "
                 "--min-keep): the budget sits within this machine's timing drift of what the operators can reach. "
                 "Relax the budget, lower --min-keep, or add operators (--operators).")
+    if not repairs and repairs_allowed > 0:  # repairs stop at once when an exact budget missed: it cannot drift
+        return (f"{names} was missed, and a budget computed exactly cannot be repaired by thinning: relax the "
+                "budget or add operators (--operators).")
     if repairs_allowed == 0:
         return (f"{names} was missed and repairs are off (--repairs 0): allow repairs (thin, fine-tune, verify "
                 f"again), or widen the safety margin below the bound (--min-margin, now {min_margin:g}).")
