@@ -996,8 +996,8 @@ def finetune_fit(epochs: int, *, lr: float, samples: int | None, seed: int) -> F
     split). A sampled epoch stops early while the cosine schedule spans full epochs, so the
     learning rate stays near ``lr`` (annealing over the samples measured worse:
     ``benchmarks/finetune_schedule.py``)."""
-    max_steps = None if samples is None else max(1, math.ceil(samples / 128)) * epochs
-    return FitConfig(epochs=epochs, lr=lr, seed=seed, max_steps=max_steps)
+    fit = FitConfig(epochs=epochs, lr=lr, seed=seed)
+    return fit if samples is None else replace(fit, max_steps=max(1, math.ceil(samples / fit.batch_size)) * epochs)
 
 
 def infeasible_advice(rows: Sequence[Mapping[str, Any]], repairs: Sequence[Mapping[str, Any]], *,
@@ -1009,8 +1009,7 @@ def infeasible_advice(rows: Sequence[Mapping[str, Any]], repairs: Sequence[Mappi
     if not missed:
         return None
     names = ", ".join(repr(r["text"]) for r in missed)
-    last = repairs[-1] if repairs else None
-    if last is not None and not last["passed"] and (not last["tries"] or max(t["position"] for t in last["tries"]) >= 1.0):
+    if repairs and not repairs[-1]["passed"]:  # the thinning walk stops only at a hold or at every layer's floor
         return (f"{names} was missed even by the most compressed network this search allows (every layer at "
                 "--min-keep): the budget sits within this machine's timing drift of what the operators can reach. "
                 "Relax the budget, lower --min-keep, or add operators (--operators).")
