@@ -498,3 +498,57 @@ def test_a_misspelt_method_or_cell_stops_at_start_up_naming_it(ablation) -> None
         ablation._parse_names("--cells", "lat05,sise05", list(ablation.CELLS))
     with pytest.raises(SystemExit, match="--cells: unknown empty list"):
         ablation._parse_names("--cells", " , ", list(ablation.CELLS))
+
+
+def _retimed_head(uppers: list[float]) -> dict:
+    return {"network": "vgg", "cell": "lat40-small", "n": len(uppers), "uniform_top1": 0.89,
+            "oracle_best_top1": 0.905, "oracle_mean_top1": 0.899, "top1": [0.89, 0.905, 0.90, 0.895][: len(uppers)],
+            "retimed": {"upper_ratio": uppers, "bound": 0.4, "threshold": 0.384, "moments": 5, "per_moment": 2,
+                        "confidence": 0.95}}
+
+
+def test_a_retimed_headroom_study_counts_the_configurations_a_run_could_keep_and_their_accuracy(ablation) -> None:
+    # only the first and the last re-timed within the re-check's threshold; the third within the bound
+    line = ablation._retime_line(_retimed_head([0.38, 0.41, 0.39, 0.383]), "exponential", 88.34)
+    assert ("Re-timed as runs verify (2 timings at each of 5 moments, 95 % upper bound): 3/4 configurations within "
+            "0.4x, 2/4 within the re-check's 0.384x; those 2: best 89.50 %, mean 89.25 % (exponential's mean "
+            "-1.16 pt from their best, -0.91 pt from their mean).") in line
+    none = ablation._retime_line(_retimed_head([0.39, 0.41]), "exponential", 88.34)
+    assert "0/2 within the re-check's 0.384x; none a run could keep" in none
+    # the goal line of the study carries it; a study never re-timed does not
+    assert ablation._headroom_line(_retimed_head([0.38, 0.41]), "exponential", 88.34).splitlines()[1] == \
+        ablation._retime_line(_retimed_head([0.38, 0.41]), "exponential", 88.34)
+    plain = {k: v for k, v in _retimed_head([0.38]).items() if k != "retimed"}
+    assert "\n" not in ablation._headroom_line(plain, "exponential", 88.34)
+
+
+def test_retiming_a_headroom_study_measures_each_configuration_over_moments_and_resumes(ablation, tmp_path) -> None:
+    from netbudget.space import build_space
+    from netbudget.zoo import build_model
+
+    model = build_model("vgg", num_classes=10, in_channels=1, width=0.25).eval()
+    data = type("Data", (), {"input_shape": (1, 28, 28)})()
+    space = build_space(model, data.input_shape, operators=["channels"], max_channel_ratio=0.8)
+    study = tmp_path / "vgg-lat40-small-headroom.json"
+    study.write_text(json.dumps({"positions": [[0.0] * len(space), [1.0] * len(space)]}))
+    out = tmp_path / "vgg-lat40-small-headroom-retimed.json"
+    settings = {"moments": 3, "per_moment": 2, "pause": 0.0, "confidence": 0.95, "margin": 0.04}
+    retimed = ablation._retime("vgg", "lat40-small", model, data, study, out=out, settings=settings)
+    assert retimed["bound"] == 0.4 and retimed["threshold"] == pytest.approx(0.384)
+    assert [len(m) for m in retimed["moment_means"]] == [3, 3]
+    # the upper bound lies above the moments' mean; the most compressed network is the faster one
+    for upper, means in zip(retimed["upper_ratio"], retimed["moment_means"]):
+        assert upper >= np.mean(means) > 0
+    assert np.mean(retimed["moment_means"][1]) < np.mean(retimed["moment_means"][0])
+    # a second call re-times nothing: every configuration was saved as it was done
+    again = ablation._retime("vgg", "lat40-small", model, data, study, out=out, settings=settings)
+    assert again["upper_ratio"] == retimed["upper_ratio"]
+    assert json.loads(out.read_text())["key"]["settings"] == settings
+
+
+def test_retiming_refuses_a_cell_without_a_latency_budget_or_a_missing_study(ablation, tmp_path) -> None:
+    data = type("Data", (), {"input_shape": (1, 28, 28)})()
+    with pytest.raises(SystemExit, match=r"cell 'size05' has no relative latency budget to re-time"):
+        ablation._retime("vgg", "size05", None, data, tmp_path / "x.json")
+    with pytest.raises(SystemExit, match=r"no headroom study of vgg lat40-small at .*missing.json; run it first"):
+        ablation._retime("vgg", "lat40-small", None, data, tmp_path / "missing.json")
