@@ -85,7 +85,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "uniform-w16", "exponential-moments", "uniform-moments", "exponential-repair", "uniform-repair", "one-step-repair",
            "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels",
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
-           "reference-thin", "one-step-thin"]
+           "reference-thin", "one-step-thin", "one-step-once-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -113,7 +113,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # are all three since session 14 (the size cells pin prune + bits for their older rows).
 # random-thin, ..., reference-thin, one-step-thin: the other methods with the -thin settings, as
 # rivals of exponential-thin in a cell run only with the current defaults (lat50 on machines B, C).
-MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "exponential-la20", "exponential-recheck",
+MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-thin", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
               "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin"}
@@ -212,6 +212,11 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
     if method == "one-step":
         # the same evaluations and the same total fine-tuning in one step
         settings.update(cooling="one-step", trials=steps * trials, step_epochs=finetune["step_epochs"] * steps)
+    elif method == "one-step-once":
+        # one step whose winner is fine-tuned once, after the only prune, for the whole budget
+        # (benchmarks/restart.py: one-step's networks restarted so gained 0.7-1.7 pt)
+        settings.update(cooling="one-step", trials=steps * trials, step_epochs=0,
+                        final_epochs=finetune["final_epochs"] + finetune["step_epochs"] * steps)
     elif method == "linear":
         settings["cooling"] = "linear"
     elif method in ("penalty", "uniform", "random", "tpe", "optuna-gp"):
