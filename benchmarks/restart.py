@@ -141,17 +141,14 @@ def main() -> None:
                         "(default: $NETBUDGET_CACHE/ablation/full)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    import torch
-
     from netbudget.data import load_dataset
     from netbudget.zoo import cache_dir, pretrained
 
     runs = args.runs or cache_dir() / "ablation" / "full"
     out = args.out or RESULTS / ("restart_quick.json" if args.quick else "restart.json")
-    import platform
+    from ablation import _fingerprint  # CPU model, AVX-512 extensions, threads
 
-    results = json.loads(out.read_text()) if out.is_file() else {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads", "rows": []}
+    results = json.loads(out.read_text()) if out.is_file() else {"machine": _fingerprint(), "rows": []}
     done = {r["run"] for r in results["rows"]}
     data = load_dataset("fashion-mnist", seed=0)
     todo = []
