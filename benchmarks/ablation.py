@@ -113,6 +113,10 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
 # are all three since session 14 (the size cells pin prune + bits for their older rows).
 # random-thin, ..., reference-thin, one-step-thin: the other methods with the -thin settings, as
 # rivals of exponential-thin in a cell run only with the current defaults (lat50 on machines B, C).
+# one-step-once-thin (session 23): one step whose winner is fine-tuned once, after the only prune,
+# for the whole budget (step_epochs 0, final_epochs + steps x step_epochs; a repair then thins
+# without fine-tuning): +0.38 pt over one-step-thin in vgg lat40-small @C, -0.49 in lat50-small,
+# so the pipeline keeps its step fine-tune.
 MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-thin", "exponential-la20", "exponential-recheck",
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
