@@ -25,6 +25,7 @@ Writes ``benchmarks/results/restart.json`` and ``restart.md``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -82,9 +83,10 @@ def run_one(run_dir: Path, model, data) -> dict[str, Any]:
     epochs = {"restart-final": cfg.final_epochs, "restart-total": cfg.final_epochs + cfg.steps * cfg.step_epochs}
     row: dict[str, Any] = {"run": run_dir.name, "seed": cfg.seed, "chain_top1": summary["accuracy"]["final"],
                            "feasible": summary["feasible"], "widths": list(widths.values()), "epochs": epochs}
+    pruned = restarted(model, data.input_shape, widths, summary["round_to"])  # one dependency graph for both arms
     for arm in ARMS:
         start = time.perf_counter()
-        candidate = restarted(model, data.input_shape, widths, summary["round_to"])
+        candidate = copy.deepcopy(pruned)
         _inherit_compression(candidate)
         fit = finetune_fit(epochs[arm], lr=cfg.finetune_lr, samples=cfg.finetune_samples, seed=cfg.seed + 2000)
         fine_tune(candidate, data.train, fit, teacher=model if cfg.distill else None, progress=False)
