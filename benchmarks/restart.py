@@ -13,7 +13,7 @@ this takes the final network's layer widths, prunes the dense network once to th
 alike, so the verified budget carries over) and fine-tunes it as the run's settings say, with
 distillation from the dense network and the final fine-tune's seed:
     ``restart-final``  ``final_epochs`` (what the pipeline's final fine-tune costs),
-    ``restart-total``  ``final_epochs + steps x step_epochs`` (the run's whole fine-tuning).
+    ``restart-total``  ``final_epochs`` plus ``step_epochs`` for each step the run took (its whole fine-tuning).
 Reported: each arm's test top-1 against the run's own (``chain``), paired per run.
 
 Writes ``benchmarks/results/restart.json`` and ``restart.md``.
@@ -71,6 +71,15 @@ def restarted(model, input_shape, widths: dict[str, int], round_to: int):
     return candidate
 
 
+def run_epochs(summary: dict[str, Any], cfg) -> dict[str, int]:
+    """Each arm's epochs: ``restart-final`` the final fine-tune's, ``restart-total`` the run's
+    whole fine-tuning, ``step_epochs`` for each step the run took (``summary["steps"]``: one for
+    ``one-step``, whose ``run.yaml`` still says ``steps: 3``) plus ``final_epochs``. Repairs'
+    fine-tunes are not counted."""
+    return {"restart-final": cfg.final_epochs,
+            "restart-total": cfg.final_epochs + len(summary["steps"]) * cfg.step_epochs}
+
+
 def run_one(run_dir: Path, model, data) -> dict[str, Any]:
     """The chain's and both restart arms' test top-1 (fractions) of one finished run."""
     from netbudget.pipeline import RunConfig
@@ -80,7 +89,7 @@ def run_one(run_dir: Path, model, data) -> dict[str, Any]:
     summary = json.loads((run_dir / "final" / "summary.json").read_text())
     cfg = RunConfig.read(run_dir / "run.yaml")
     widths = {layer["layer"]: layer["out_after"] for layer in summary["layers"]}
-    epochs = {"restart-final": cfg.final_epochs, "restart-total": cfg.final_epochs + cfg.steps * cfg.step_epochs}
+    epochs = run_epochs(summary, cfg)
     row: dict[str, Any] = {"run": run_dir.name, "seed": cfg.seed, "chain_top1": summary["accuracy"]["final"],
                            "feasible": summary["feasible"], "widths": list(widths.values()), "epochs": epochs}
     pruned = restarted(model, data.input_shape, widths, summary["round_to"])  # one dependency graph for both arms

@@ -44,3 +44,14 @@ def test_the_summary_pairs_each_arm_with_the_runs_own_network(restart, tmp_path)
     assert ("* vgg / lat40-small, every run: restart-final -1.17 +- 0.76 pt (ahead in 0/3); "
             "restart-total +1.00 +- 0.50 pt (ahead in 3/3).") in text
     assert "| b-s0 | 8-8-16 | 90.00 % | 88.00 % | 90.50 % |" in text
+
+
+def test_the_whole_budget_counts_the_steps_the_run_took_not_the_configured_steps(restart) -> None:
+    # one-step keeps `steps: 3` in run.yaml but takes one step of 3 epochs: 3 + 1, not 3 x 3 + 1
+    from netbudget.pipeline import RunConfig
+
+    one_step = RunConfig(constraints=["latency <= 0.5x"], cooling="one-step", steps=3, step_epochs=3, final_epochs=1)
+    assert restart.run_epochs({"steps": [{"step": 0}]}, one_step) == {"restart-final": 1, "restart-total": 4}
+    cooled = RunConfig(constraints=["latency <= 0.5x"], steps=3, step_epochs=1, final_epochs=1)
+    steps = {"steps": [{"step": t} for t in range(3)]}
+    assert restart.run_epochs(steps, cooled) == {"restart-final": 1, "restart-total": 4}
