@@ -163,6 +163,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
+        ({"project_misses": 1}, "`project_misses` must be true or false, but got project_misses=1"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -690,6 +691,36 @@ def _confirmation_drift(monkeypatch: pytest.MonkeyPatch, factor: float) -> dict:
 
     monkeypatch.setattr(pipeline_run._Run, "_confirm", confirm)
     return state
+
+
+def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boundary_and_scored(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    # random proposals over the whole box mostly miss a tight MACs budget (measured exactly)
+    result = _quick_run(run_dir, digits_weights, ["macs <= 0.3x"], sampler="random", trials=8, project_misses=True)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    (key, threshold), = study.user_attrs["thresholds"].items()
+    projected = [t for t in study.trials if "projected_from" in t.user_attrs]
+    # a projection of the budget's last proposal is failed, not left waiting for the confirmation
+    left = [t for t in projected if t.state != optuna.trial.TrialState.COMPLETE]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in left) and len(left) <= 1
+    projected = [t for t in projected if t not in left]
+    assert projected, "no proposal missed the budget"
+    for trial in projected:
+        origin = study.trials[trial.user_attrs["projected_from"]]
+        assert origin.user_attrs["measured"][key] > threshold >= trial.user_attrs["measured"][key]
+        assert "projected_from" not in origin.user_attrs  # a projection is not projected again
+        # every channel ratio moved the same share u of the way to its largest value, u a multiple of 1/32
+        shares = {(trial.params[n] - low) / (origin.distributions[n].high - low)
+                  for n, low in origin.params.items() if origin.distributions[n].high > low}
+        u = shares.pop()
+        assert all(v == pytest.approx(u) for v in shares) and 0 < u <= 1 and round(32 * u) == pytest.approx(32 * u)
+        assert trial.value is not None  # scored
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    evaluated = [t for t in study.trials if "probe" not in t.user_attrs and t not in left]
+    assert len(evaluated) == 8  # within the step's budget
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
 def test_a_candidate_that_misses_on_re_timing_is_thinned_along_its_own_line_and_competes(

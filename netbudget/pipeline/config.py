@@ -128,6 +128,11 @@ class RunConfig:
             competes by proxy. 0 takes the next-ranked candidate at once (measured: with 0, a
             vgg ``latency <= 0.5x`` run lost its two best candidates by 1-2 % misses and fell to
             the most compressed network, 0.4 pt below uniform).
+        project_misses: a candidate the sampler proposes over a step threshold is moved along
+            the straight line towards the most compressed configuration to the first position
+            that meets it (bisection on measurements, 1/32 of the segment) and that point is
+            scored as the step's next trial, so a tight budget's proposals are not spent on
+            the infeasible part of the space. Off by default (an ablation variant).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
             bound are counted and reported either way.
@@ -171,6 +176,7 @@ class RunConfig:
     moment_seconds: float = 10.0
     repairs: int = 2
     step_thinning: int = 4
+    project_misses: bool = False
     confidence: float = 0.95
     tie_tolerance: float = 0.002
     seed: int = 0
@@ -213,6 +219,7 @@ class RunConfig:
             ("moment_seconds", self.moment_seconds >= 0, ">= 0"),
             ("repairs", type(self.repairs) is int and self.repairs >= 0, "an integer >= 0"),
             ("step_thinning", type(self.step_thinning) is int and self.step_thinning >= 0, "an integer >= 0"),
+            ("project_misses", isinstance(self.project_misses, bool), "true or false"),
             ("confidence", 0.5 <= self.confidence < 1, "in [0.5, 1)"),
             ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
             ("width", self.width > 0, "> 0"),

@@ -48,6 +48,8 @@ CONFIRM_REPEATS = 7  # re-measurements whose median must meet the threshold
 CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step bound
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
+PROJECT_BISECTIONS = 5  # project_misses: a missed proposal's line to the most compressed point, to 1/32
+PROJECTED_ATTR = "projected_from"  # a projected trial's user attribute: the number of the trial it came from
 TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
 MODEL_FORMAT = "netbudget-model"
 
@@ -405,7 +407,7 @@ class _Run:
             # interrupted: retried below. A thinned variant or fallback point left waiting is
             # enqueued again where it is needed; left waiting, the next evaluation would run it
             # in place of the point enqueued then, under that point's record.
-            if trial.state == TrialState.RUNNING or {"thinned_from", "fallback"} & trial.user_attrs.keys():
+            if trial.state == TrialState.RUNNING or {"thinned_from", "fallback", PROJECTED_ATTR} & trial.user_attrs.keys():
                 self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         thresholds = self._thresholds(t)
         study.set_user_attr("step", t)
@@ -439,6 +441,11 @@ class _Run:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds)],
                                gc_after_trial=False)
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                # a projection of the budget's last proposal: left waiting, the confirmation's
+                # next evaluation would run it in place of the point enqueued there
+                if PROJECTED_ATTR in trial.user_attrs:
+                    self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         found = self._confirm(study, current, space, thresholds, objective)
         position = float(study.user_attrs.get("seed_u", 0.0))
         for _ in range(FALLBACK_TRIES):
@@ -641,6 +648,9 @@ class _Run:
             _inherit_compression(candidate)
             values = self._measure(candidate.module, relative_to=self.original_values)
             record_measurements(trial, values)
+            if cfg.project_misses and PROJECTED_ATTR not in trial.user_attrs and any(
+                    v > thresholds[k] for k, v in values.items()):
+                self._project(trial, current, space, params, thresholds)
             over = [k for k, v in values.items() if v > thresholds[k] * (1.0 + cfg.skip_margin)]
             if over:
                 trial.set_user_attr("skipped", over)
@@ -651,6 +661,31 @@ class _Run:
             return value
 
         return objective
+
+    def _project(self, trial: optuna.Trial, current: nn.Module, space: SearchSpace,
+                 params: Mapping[str, float], thresholds: Mapping[str, float]) -> None:
+        """``project_misses``: enqueue, as the step's next trial, the first point on the line from
+        ``params`` to the most compressed configuration that meets ``thresholds`` (bisection on
+        measurements to 1/``2**PROJECT_BISECTIONS`` of the segment); nothing when even the
+        end of the line misses."""
+        start = space.encode(params)  # unit cube: 0 least, 1 most compressed
+
+        def meets(u: float) -> bool:
+            config = space.decode(start + u * (1.0 - start))
+            values = self._measure(apply_config(current, space, config).module, relative_to=self.original_values)
+            return all(v <= thresholds[k] for k, v in values.items())
+
+        if not meets(1.0):
+            return
+        low, high = 0.0, 1.0
+        for _ in range(PROJECT_BISECTIONS):
+            mid = 0.5 * (low + high)
+            if meets(mid):
+                high = mid
+            else:
+                low = mid
+        trial.study.enqueue_trial(space.decode(start + high * (1.0 - start)),
+                                  user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
 
     # ---- the seed points (bisection on measured values; probes are stored)
     def _seeds(self, study, current, space, cost, thresholds) -> list[tuple[str, Any, dict[str, float]]]:
