@@ -723,6 +723,31 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
+def test_the_confirmations_thinned_variants_are_not_projected_and_run_as_enqueued(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.metrics import unregister_metric
+
+    _confirmation_drift(monkeypatch, 1.2)  # every candidate misses on re-timing: thinned variants follow
+    try:
+        run_dir = tmp_path / "run"
+        result = _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=4, repairs=0,
+                            sampler="random", project_misses=True)
+        study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+        chain = result.summary["steps"][0]["thinned"]
+        assert chain, "no candidate was thinned"
+        for link in chain:  # evaluated as the variant of its parent, not in place of a projection
+            variant = study.trials[link["trial"]]
+            assert variant.state == optuna.trial.TrialState.COMPLETE
+            assert variant.user_attrs["thinned_from"] == link["from"] and "projected_from" not in variant.user_attrs
+        for trial in study.trials:
+            origin = trial.user_attrs.get("projected_from")
+            assert origin is None or not {"thinned_from", "fallback"} & study.trials[origin].user_attrs.keys()
+        assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    finally:
+        unregister_metric("drift")
+
+
 def test_a_candidate_that_misses_on_re_timing_is_thinned_along_its_own_line_and_competes(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

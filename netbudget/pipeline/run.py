@@ -648,8 +648,10 @@ class _Run:
             _inherit_compression(candidate)
             values = self._measure(candidate.module, relative_to=self.original_values)
             record_measurements(trial, values)
-            if cfg.project_misses and PROJECTED_ATTR not in trial.user_attrs and any(
-                    v > thresholds[k] for k, v in values.items()):
+            # only the search's own proposals: a projection, or a thinned variant / fallback point
+            # of the confirmation (whose next evaluation must run the point it enqueues), is not
+            if cfg.project_misses and not {PROJECTED_ATTR, "thinned_from", "fallback"} & trial.user_attrs.keys() \
+                    and any(v > thresholds[k] for k, v in values.items()):
                 self._project(trial, current, space, params, thresholds)
             over = [k for k, v in values.items() if v > thresholds[k] * (1.0 + cfg.skip_margin)]
             if over:
