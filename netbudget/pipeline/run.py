@@ -406,7 +406,8 @@ class _Run:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             # interrupted: retried below. A thinned variant or fallback point left waiting is
             # enqueued again where it is needed; left waiting, the next evaluation would run it
-            # in place of the point enqueued then, under that point's record.
+            # in place of the point enqueued then, under that point's record. A projection left
+            # waiting (project_misses) is dropped: the search proposes afresh.
             if trial.state == TrialState.RUNNING or {"thinned_from", "fallback", PROJECTED_ATTR} & trial.user_attrs.keys():
                 self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         thresholds = self._thresholds(t)
