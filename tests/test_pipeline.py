@@ -723,6 +723,34 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
+def test_a_run_killed_between_enqueuing_a_projection_and_evaluating_it_resumes_within_its_budget(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue = optuna.Study.enqueue_trial
+
+    def interrupted(self, params, *args, user_attrs=None, **kwargs):  # the process dies right after the enqueue
+        enqueue(self, params, *args, user_attrs=user_attrs, **kwargs)
+        if "projected_from" in (user_attrs or {}):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", interrupted)
+    run_dir = tmp_path / "run"
+    settings = {"sampler": "random", "trials": 8, "project_misses": True}
+    with pytest.raises(KeyboardInterrupt):
+        _quick_run(run_dir, digits_weights, ["macs <= 0.3x"], **settings)
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+    result = netbudget.resume(run_dir, progress=False)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    # the stale projection was dropped, not run later under another point's record
+    stale = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL and "projected_from" in t.user_attrs]
+    assert stale and "measured" not in stale[0].user_attrs
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING))
+    evaluated = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                 and "probe" not in t.user_attrs]
+    assert len(evaluated) == 8  # the step's budget, not one more
+    assert result.feasible
+
+
 def test_the_confirmations_thinned_variants_are_not_projected_and_run_as_enqueued(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

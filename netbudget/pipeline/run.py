@@ -680,13 +680,7 @@ class _Run:
 
         if not meets(1.0):
             return
-        low, high = 0.0, 1.0
-        for _ in range(PROJECT_BISECTIONS):
-            mid = 0.5 * (low + high)
-            if meets(mid):
-                high = mid
-            else:
-                low = mid
+        high = _bisect(meets, PROJECT_BISECTIONS)
         trial.study.enqueue_trial(space.decode(start + high * (1.0 - start)),
                                   user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
 
@@ -744,14 +738,7 @@ class _Run:
                 return 0.0
             if not at(1.0):
                 return 1.0
-            low, high = 0.0, 1.0
-            for _ in range(7):  # bracket 1/128 of the range
-                mid = 0.5 * (low + high)
-                if at(mid):
-                    high = mid
-                else:
-                    low = mid
-            return high
+            return _bisect(at, 7)  # bracket 1/128 of the range
 
         n = len(space)
         if "seed_u" not in study.user_attrs:
@@ -1029,6 +1016,19 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _bisect(meets: Callable[[float], bool], halvings: int) -> float:
+    """The smallest position in (0, 1] where ``meets`` holds, to ``1 / 2**halvings``, given that it
+    fails at 0 and holds at 1 (measured values: each call may time a network)."""
+    low, high = 0.0, 1.0
+    for _ in range(halvings):
+        mid = 0.5 * (low + high)
+        if meets(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
 def finetune_fit(epochs: int, *, lr: float, samples: int | None, seed: int) -> FitConfig:
     """A run's fine-tune: ``epochs`` of ``samples`` training samples each (``None``: the whole
     split). A sampled epoch stops early while the cosine schedule spans full epochs, so the
