@@ -267,15 +267,22 @@ class _Run:
             repeats = [self._measure(extreme.module, relative_to=values, constraints=close)
                        for _ in range(CONFIRM_REPEATS)]
             reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in close})
+        # a miss those confirm is refused only if the floor misses over ``moments`` moments too:
+        # one moment's median can be slow throughout (vgg latency <= 0.4x: 0.413x at one moment,
+        # where 31 runs of the same budget measured the floor at 0.32-0.39x and met it)
+        missed = [c for c in close if reachable[c.key] > targets[c.key]]
+        spread = self._remeasure(extreme.module, missed)
+        reachable.update({c.key: float(np.median([v for moment in spread[c.key] for v in moment])) for c in missed})
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
                 more = self._more_operators(c)
                 advice = f"add operators (--operators {more}), " if more else ""
+                over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
                 raise UnreachableBudgetError(
                     f"Budget {c.text!r} cannot be met: the most compressed network this search allows "
                     f"(operators {', '.join(self.config.operators)}, at least {self.config.min_keep:.0%} of each "
                     f"layer's channels kept) reaches {format_value(reachable[c.key], c.unit)}"
-                    f"{'' if _exact(c) else f' (median of {CONFIRM_REPEATS} re-measurements)'} "
+                    f"{'' if _exact(c) else f' (median of {self.config.remeasurements} re-measurements{over})'} "
                     f"({reachable[c.key] / values[c.key]:.3f}x of the original {format_value(values[c.key], c.unit)}), "
                     f"above the bound {format_value(targets[c.key], c.unit)}. Relax the budget, {advice}"
                     "or lower --min-keep."
