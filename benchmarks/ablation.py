@@ -134,32 +134,35 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-w16": {"round_to": 16},
     "-moments": {"moments": 5, "moment_seconds": 10.0},
     "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 0},
-    "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4},
+    "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4,
+              "project_misses": False},
     "-split": {"split_seeds": True},
     "-channels": {"operators": ["channels", "prune", "bits"]},
     "-project": {"project_misses": True},
 }
 # pipeline settings a cell pins to what its older rows ran with
-PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators")
+PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators", "project_misses")
+# every cell below ran its rows without projection (`project_misses`, session 24): pinned off, so
+# a method without the -project suffix keeps running what its rows ran whatever the default
 RERUNS = tuple(VARIANTS)
 CELLS: dict[str, dict[str, Any]] = {
-    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "moments": 1, "repairs": 0, "step_thinning": 0},
-    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "min_margin": 0.02, "moments": 1,
+    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "project_misses": False, "moments": 1, "repairs": 0, "step_thinning": 0},
+    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "project_misses": False, "min_margin": 0.02, "moments": 1,
               "repairs": 0, "step_thinning": 0},
-    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "min_margin": 0.02, "moments": 1,
+    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "project_misses": False, "min_margin": 0.02, "moments": 1,
                     "repairs": 0, "step_thinning": 0},
-    # the small fine-tune where lat40-small is tight (machine C: resnet20's floor 0.35-0.41x); no pins:
-    # it ran only with the -thin settings
-    "lat50-small": {"constraints": ["latency <= 0.5x"], "finetune": "small"},
-    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "split_seeds": False},
+    # the small fine-tune where lat40-small is tight (machine C: resnet20's floor 0.35-0.41x); no pins
+    # but projection's: it ran only with the -thin settings
+    "lat50-small": {"constraints": ["latency <= 0.5x"], "finetune": "small", "project_misses": False},
+    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "project_misses": False, "split_seeds": False},
     # size binds, latency asks for some channels: the split seeds differ (weights-first keeps weights, thins channels)
-    "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "split_seeds": False},
+    "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "project_misses": False, "split_seeds": False},
     # the size cells ran with a size budget's default operators before channels joined them (session 14)
-    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard", "operators": ["prune", "bits"]},
-    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "moments": 1, "repairs": 0,
+    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard", "project_misses": False, "operators": ["prune", "bits"]},
+    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "project_misses": False, "moments": 1, "repairs": 0,
                      "step_thinning": 0, "operators": ["prune", "bits"]},
-    "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard"},
-    "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard"},
+    "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard", "project_misses": False},
+    "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard", "project_misses": False},
 }
 FINETUNE = {
     "standard": {"step_epochs": 1, "final_epochs": 3, "finetune_samples": None},

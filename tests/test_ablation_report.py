@@ -230,6 +230,9 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert old["step_thinning"] == 0
     thin = ablation._method_settings("exponential-thin", search, finetune, cell)
     assert thin["step_thinning"] == 4
+    # every row so far ran without projection, whatever the pipeline's default: pinned off; -project turns it on
+    assert old["project_misses"] is False and thin["project_misses"] is False
+    assert ablation._method_settings("exponential-project-thin", search, finetune, cell) == {**thin, "project_misses": True}
     # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}
