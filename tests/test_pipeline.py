@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -746,22 +747,29 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
-def test_a_run_killed_between_enqueuing_a_projection_and_evaluating_it_resumes_within_its_budget(
-    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _die_after_enqueuing(monkeypatch: pytest.MonkeyPatch, attr: str) -> Callable[[], None]:
+    """The process dies (KeyboardInterrupt) right after it enqueues a trial carrying the user
+    attribute ``attr``; returns the function that restores the plain ``enqueue_trial``."""
     enqueue = optuna.Study.enqueue_trial
 
-    def interrupted(self, params, *args, user_attrs=None, **kwargs):  # the process dies right after the enqueue
+    def interrupted(self, params, *args, user_attrs=None, **kwargs):
         enqueue(self, params, *args, user_attrs=user_attrs, **kwargs)
-        if "projected_from" in (user_attrs or {}):
+        if attr in (user_attrs or {}):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(optuna.Study, "enqueue_trial", interrupted)
+    return lambda: monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+
+
+def test_a_run_killed_between_enqueuing_a_projection_and_evaluating_it_resumes_within_its_budget(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revive = _die_after_enqueuing(monkeypatch, "projected_from")
     run_dir = tmp_path / "run"
     settings = {"sampler": "random", "trials": 8, "project_misses": True}
     with pytest.raises(KeyboardInterrupt):
         _quick_run(run_dir, digits_weights, ["macs <= 0.3x"], **settings)
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+    revive()
     result = netbudget.resume(run_dir, progress=False)
     study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
     # the stale projection was dropped, not run later under another point's record
@@ -848,19 +856,12 @@ def test_a_run_killed_between_enqueuing_a_thinned_variant_and_evaluating_it_resu
     from netbudget.metrics import unregister_metric
 
     _confirmation_drift(monkeypatch, 1.2)
-    enqueue = optuna.Study.enqueue_trial
-
-    def interrupted(self, params, *args, user_attrs=None, **kwargs):  # the process dies right after the enqueue
-        enqueue(self, params, *args, user_attrs=user_attrs, **kwargs)
-        if "thinned_from" in (user_attrs or {}):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", interrupted)
+    revive = _die_after_enqueuing(monkeypatch, "thinned_from")
     run_dir = tmp_path / "run"
     try:
         with pytest.raises(KeyboardInterrupt):
             _quick_run(run_dir, digits_weights, ["drift <= 0.7 units"], trials=1, repairs=0)
-        monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+        revive()
         result = netbudget.resume(run_dir, progress=False)
         study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
         states = [t.state for t in study.trials]
