@@ -22,7 +22,7 @@ def _load(run_dir: Path) -> dict[str, Any]:
     from netbudget.pipeline.config import RunConfig
     from netbudget.pipeline.run import RUN_STUDY, open_storage
 
-    config = RunConfig.read(run_dir / "run.yaml")
+    config = RunConfig.read(run_dir / "run.yaml", run=True)
     if not config.storage:
         raise InvalidArgumentError(f"{run_dir / 'run.yaml'} names no storage; the run never started.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,6 +183,13 @@ def _markdown(config, meta, steps, summary, images) -> str:
                      f"{100 * meta['margin']:.1f} % below their value.")
     for text in meta.get("warnings") or []:
         lines += ["", f"**Warning**: {text}", ""]
+    floor = meta.get("floor")
+    if floor:
+        units = meta.get("units", {})
+        missed = ", ".join(f"`{k}` {format_value(floor['reachable'][k], units.get(k, ''))} against "
+                           f"{format_value(v, units.get(k, ''))}" for k, v in floor["thresholds"].items())
+        lines.append(f"No search: the most compressed network missed the searched bound at the start ({missed}), "
+                     f"so it was taken at once and fine-tuned for the whole budget ({floor['epochs']} epoch(s)).")
     recheck = meta.get("recheck")
     if recheck:
         thinnings = len(recheck["tries"]) - 1
@@ -228,7 +235,9 @@ def _markdown(config, meta, steps, summary, images) -> str:
         winner = attrs.get("winner", "-")
         origin = {d["trial"]: d for d in attrs.get("thinned", [])}.get(winner)
         fallback = next((x.user_attrs.get("fallback") for x in step["trials"] if x.number == winner), None)
-        if origin is not None:  # a candidate that missed on re-timing, thinned along its own line
+        if attrs.get("at_floor"):  # an earlier step left every layer at --min-keep
+            winner = "none: every layer at --min-keep"
+        elif origin is not None:  # a candidate that missed on re-timing, thinned along its own line
             winner = f"{winner} (#{origin['from']} thinned by {origin['position']:.3f})"
         elif fallback is not None:  # no candidate held on re-timing: the uniform line past the seed
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"

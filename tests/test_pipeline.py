@@ -1193,3 +1193,127 @@ def test_a_sampled_fine_tune_stops_each_epoch_early_without_shortening_the_sched
     assert (sampled.max_steps, sampled.samples_per_epoch, sampled.epochs, sampled.lr, sampled.seed) == (120, None, 3, 0.02, 4)
     assert finetune_fit(2, lr=0.01, samples=None, seed=0).max_steps is None
     assert finetune_fit(2, lr=0.01, samples=1, seed=0).max_steps == 2  # at least one step per epoch
+
+
+# -- the floor shortcut ------------------------------------------------------------------
+@contextlib.contextmanager
+def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch):
+    """A user metric ``floorish``: 1.0 for the dense network, 0.98 for any thinner one, with
+    the last step's threshold of a bound 0.99 lowered by 4 % (a latency budget's safety
+    margin; user metrics are searched unmargined): the floor meets the bound, not the
+    threshold. Yields the epochs of every fine-tune, in order."""
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    full = sum(p.numel() for p in build_model("vgg", in_channels=1, num_classes=10, input_size=8).parameters())
+    register_metric("floorish", lambda model: 1.0 if sum(p.numel() for p in model.parameters()) >= full else 0.98,
+                    "units")
+    thresholds = pipeline_run._Run._thresholds
+    monkeypatch.setattr(pipeline_run._Run, "_thresholds",
+                        lambda self, t: {k: 0.96 * v for k, v in thresholds(self, t).items()})
+    epochs: list[int] = []
+    fine_tune = pipeline_run.fine_tune
+
+    def counted(candidate, data, fit, **kwargs):
+        epochs.append(fit.epochs)
+        return fine_tune(candidate, data, fit, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "fine_tune", counted)
+    try:
+        yield epochs
+    finally:
+        unregister_metric("floorish")
+
+
+def test_a_run_whose_floor_misses_the_searched_bound_takes_the_floor_and_fine_tunes_it_for_the_whole_budget(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _floor_misses_the_searched_bound(monkeypatch) as epochs:
+        run_dir = tmp_path / "run"
+        result = _quick_run(run_dir, digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3, step_epochs=1,
+                            final_epochs=1, finetune_samples=64)
+    assert result.feasible and result.summary["constraints"][0]["final"] == 0.98
+    # no step searched; one fine-tune for steps x step_epochs + final_epochs
+    assert result.summary["evaluations"] == 0 and result.summary["steps"] == [] and epochs == [3]
+    assert result.summary["floor"] == {"reachable": {"floorish.value": 0.98},
+                                       "thresholds": {"floorish.value": pytest.approx(0.99 * 0.96)}, "epochs": 3}
+    assert result.summary["recheck"] is None  # nothing to thin at the floor: verification decides
+    names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{run_dir / 'study.db'}")}
+    assert names == {"run"}
+    # every layer at --min-keep: 20 % of its channels, rounded up to 8
+    original = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    widths = [max(8, 8 * int(np.ceil(0.2 * m.out_channels / 8))) for m in original.modules()
+              if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)] == widths, widths
+    assert "No search: the most compressed network missed the searched bound at the start (`floorish.value` 0.98 " \
+           "units against 0.9504 units), so it was taken at once and fine-tuned for the whole budget (3 epoch(s))." \
+           in (run_dir / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("settings", "second_step_searched"),
+                         [({"floor_shortcut": False}, False), ({"operators": ["channels", "prune"]}, True)],
+                         ids=["switched-off", "weights-to-choose"])
+def test_the_floor_is_searched_when_the_shortcut_is_off_or_other_operators_leave_choices(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, settings: dict, second_step_searched: bool
+) -> None:
+    with _floor_misses_the_searched_bound(monkeypatch) as epochs:
+        result = _quick_run(tmp_path / "run", digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3,
+                            step_epochs=1, final_epochs=1, finetune_samples=64, **settings)
+    assert result.summary["floor"] is None and len(result.summary["steps"]) == 2
+    assert result.summary["steps"][0]["evaluated"] >= 3 and epochs == [1, 1, 1]  # each step's winner, the final
+    # the first step's winner is at the floor (nothing meets its threshold); with channels only,
+    # the second step has nothing left to search and fine-tunes it (it used to raise)
+    assert (result.summary["steps"][1]["evaluated"] > 0) is second_step_searched
+    row = "| 2 | floorish.value <= 0.9504 units | 0 | none: every layer at --min-keep | - |"
+    assert (row in (tmp_path / "run" / "report" / "report.md").read_text()) is not second_step_searched
+
+
+def test_the_cli_switches_the_floor_shortcut_off_and_records_it(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    with _floor_misses_the_searched_bound(monkeypatch):
+        exit_code, output = _cli([
+            "compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
+            "--constraint", "floorish <= 0.99 units", "--steps", "1", "--trials", "2", "--final-epochs", "0",
+            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--no-floor-shortcut",
+            "--run-dir", str(run_dir),
+        ])
+        assert exit_code == 0, output
+        assert RunConfig.read(run_dir / "run.yaml", run=True).floor_shortcut is False  # parses the user metric
+    assert json.loads((run_dir / "final" / "summary.json").read_text())["floor"] is None
+
+
+def test_a_floor_run_interrupted_in_its_fine_tune_resumes_to_the_same_shortcut(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    run_dir = tmp_path / "run"
+    with _floor_misses_the_searched_bound(monkeypatch) as epochs:
+        fine_tune = pipeline_run.fine_tune
+
+        def interrupted(*args, **kwargs):
+            monkeypatch.setattr(pipeline_run, "fine_tune", fine_tune)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pipeline_run, "fine_tune", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _quick_run(run_dir, digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3, step_epochs=1,
+                       final_epochs=1, finetune_samples=64)
+        result = netbudget.resume(run_dir, progress=False)
+    assert result.feasible and result.summary["evaluations"] == 0 and epochs == [3]
+    assert result.summary["floor"]["epochs"] == 3
+
+
+def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_ran(tmp_path: Path) -> None:
+    from netbudget.pipeline.config import BEFORE_ADDED
+
+    path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
+    text = path.read_text()
+    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_shortcut:")))
+    assert BEFORE_ADDED == {"floor_shortcut": False}
+    assert RunConfig.read(path, run=True).floor_shortcut is False  # the run began without the shortcut
+    assert RunConfig.read(path).floor_shortcut is True  # a settings file takes today's default
+    path.write_text(text)
+    assert RunConfig.read(path, run=True).floor_shortcut is True

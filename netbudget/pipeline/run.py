@@ -127,7 +127,7 @@ def resume(run_dir: str | Path, *, progress: bool = True, data: Dataset | None =
         InvalidArgumentError: ``run_dir`` holds no run.
     """
     run_dir = Path(run_dir)
-    config = RunConfig.read(run_dir / "run.yaml")
+    config = RunConfig.read(run_dir / "run.yaml", run=True)
     return _Run(run_dir, config, progress=progress).execute(None, data)
 
 
@@ -201,7 +201,7 @@ class _Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         run_yaml = self.dir / "run.yaml"
         if run_yaml.is_file():
-            previous = RunConfig.read(run_yaml)
+            previous = RunConfig.read(run_yaml, run=True)
             if cfg.storage is None:
                 cfg.storage = previous.storage  # the default storage was resolved when the run started
             if previous.to_dict() != cfg.to_dict():
@@ -223,8 +223,11 @@ class _Run:
 
         self._measure_original()
         current = self.original
-        for t in range(self._schedule.num_steps):
-            current = self._run_step(t, current)
+        if self._at_floor():
+            current = apply_config(self.original, self.space0, self.space0.uniform(1.0)).module
+        else:
+            for t in range(self._schedule.num_steps):
+                current = self._run_step(t, current)
         result = self._finish(current)
         self.meta.set_user_attr("elapsed", elapsed_before + time.perf_counter() - self.started)
         return result
@@ -308,6 +311,35 @@ class _Run:
         ]
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
+
+    def _at_floor(self) -> dict[str, Any] | None:
+        """``floor_shortcut``: the record of a run that skips the search, else None. A run
+        whose only operator is ``channels`` skips it when its most compressed configuration
+        missed, at the start, the last step's threshold of a measured budget: every search
+        would end on that configuration (or, after a lucky timing, next to it), so the
+        steps' fine-tuning goes to it directly. Decided from the stored start measurements,
+        so a resumed run decides alike."""
+        cfg = self.config
+        if not cfg.floor_shortcut or cfg.operators != ["channels"] or not self.noisy:
+            return None
+        reachable = self.meta.user_attrs["reachable"]
+        last = self._search_thresholds(self.noisy)
+        missed = {k: v for k, v in last.items() if reachable[k] > v}
+        if not missed:
+            return None
+        epochs = self._schedule.num_steps * cfg.step_epochs + cfg.final_epochs
+        record = {"reachable": {k: reachable[k] for k in missed}, "thresholds": missed, "epochs": epochs}
+        if "floor" not in self.meta.user_attrs:
+            units = self.meta.user_attrs["units"]
+            text = ", ".join(f"{k} {format_value(reachable[k], units[k])} against {format_value(v, units[k])}"
+                             for k, v in missed.items())
+            self.console.print(
+                f"[bold]floor[/]: the most compressed network misses the search threshold (bound less the "
+                f"safety margin: {text}); no search can end elsewhere, so it is taken at once and "
+                f"fine-tuned for the whole budget ({epochs} epoch(s)); --no-floor-shortcut searches anyway",
+                soft_wrap=True)
+            self.meta.set_user_attr("floor", record)
+        return record
 
     def _more_operators(self, c: Constraint) -> str:
         """The ``--operators`` value that adds the operators suited to ``c``'s metric, or "" when
@@ -420,7 +452,10 @@ class _Run:
         thresholds = self._thresholds(t)
         study.set_user_attr("step", t)
         study.set_user_attr("thresholds", thresholds)
-        space = self._space(current, self.space0.channel_counts)
+        try:
+            space = self._space(current, self.space0.channel_counts)
+        except UnreachableBudgetError:  # an earlier step ended with every layer at --min-keep
+            return self._step_at_floor(t, study, current, path)
         cost = CostModel(current, space) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
         bounds = [
             Bound(name=c.key, threshold=thresholds[c.key],
@@ -485,6 +520,22 @@ class _Run:
             + ", ".join(f"{c.metric} {format_value(values[c.key], c.unit)}" for c in self.constraints)
             + f"; val top-1 after fine-tune {100 * val:.2f} %"
         )
+        return candidate.module
+
+    def _step_at_floor(self, t: int, study: optuna.Study, current: nn.Module, path: Path) -> nn.Module:
+        """Step ``t`` when an earlier step's winner left nothing to compress (a tight budget's
+        fallback walked the uniform line to its end): no search, the step's fine-tune only."""
+        self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]: every layer is at --min-keep "
+                           "already: nothing to search")
+        candidate = CompressedModel(module=copy.deepcopy(current), config={})
+        _inherit_compression(candidate)
+        if self.config.step_epochs > 0:
+            fine_tune(candidate, self.data.train, self._fit(self.config.step_epochs, seed=self.config.seed + 1000 + t),
+                      teacher=self.original if self.config.distill else None, progress=self.progress)
+        study.set_user_attr("at_floor", True)
+        study.set_user_attr("val_after_finetune", evaluate(candidate.module, self.data.val))
+        _save_model(candidate.module, path, self.data, {})
+        study.set_user_attr("done", True)
         return candidate.module
 
     def _confirm(self, study, current, space, thresholds, objective
@@ -947,14 +998,17 @@ class _Run:
             summary = json.loads(summary_path.read_text())
             module = load(final_dir / "model.pt") if summary["feasible"] else None
             return CompressionResult(self.dir, summary["feasible"], module, summary)
-        current = self._recheck(current)
-        module = self._fine_tuned(current, cfg.final_epochs, seed=cfg.seed + 2000, label="final fine-tune")
+        floor = self._at_floor()
+        if floor is None:
+            current = self._recheck(current)  # at the floor there is nothing to thin: verification decides
+        epochs = cfg.final_epochs if floor is None else floor["epochs"]
+        module = self._fine_tuned(current, epochs, seed=cfg.seed + 2000, label="final fine-tune")
         rows, feasible = self._verify(module)
         module, rows, feasible, repairs = self._repaired(module, rows, feasible)
         accuracy = {"original": self.meta.user_attrs["accuracy_original"], "final": evaluate(module, self.data.test)}
         evaluations = 0
         steps = []
-        for t in range(self._schedule.num_steps):
+        for t in range(0 if floor else self._schedule.num_steps):
             study = optuna.load_study(storage=self.storage, study_name=f"step-{t}")
             scored = [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.COMPLETE]
             evaluations += len(scored)
@@ -981,6 +1035,7 @@ class _Run:
             "moment_seconds": cfg.moment_seconds,
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
+            "floor": floor,
             "repairs": repairs,
             "warnings": self.meta.user_attrs.get("warnings", []),
             "advice": infeasible_advice(rows, repairs, repairs_allowed=cfg.repairs, min_margin=cfg.min_margin),
