@@ -86,7 +86,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels",
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
            "reference-thin", "one-step-thin", "one-step-once-thin", "exponential-project-thin", "one-step-project-thin",
-           "exponential-floor-thin", "uniform-floor-thin"]
+           "exponential-floor-thin", "exponential-floor-once-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -122,11 +122,13 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "uniform-recheck", "exponential-margin4", "exponential-w16", "uniform-w16", "exponential-moments",
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
               "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin",
-              "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin", "uniform-floor-thin"}
-# *-floor (session 26, with -thin): the pipeline's floor shortcut (`floor_shortcut`, on by
-# default since): a run whose most compressed network misses the last step's threshold at the
-# start takes it at once and fine-tunes it for the whole budget. In vgg lat40-small @D all 9
-# searched runs ended on the floor's widths and their top-1 spread over 2.6 pt by the path alone.
+              "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin",
+              "exponential-floor-once-thin"}
+# *-floor / *-floor-once (session 26, with -thin): a run whose most compressed network misses the
+# last step's threshold at the start does not search (`floor_path`): each step takes the uniform
+# configuration (`uniform`, the default since) or the floor is taken at once and fine-tuned for
+# the whole budget (`once`). In vgg lat40-small @D every run of every method ends on the floor's
+# widths; uniform's path beat the search's in 5 of 5 seeds (+0.71 pt), once's by +0.14.
 # *-project (session 24, with -thin): a proposal over the step threshold is projected along its
 # line towards the most compressed configuration onto the boundary (`project_misses`) and scored
 # there: in vgg lat40-small @C one-step spent 25 of its 36 proposals on configurations the
@@ -140,37 +142,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-moments": {"moments": 5, "moment_seconds": 10.0},
     "-repair": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 0},
     "-thin": {"min_margin": 0.04, "moments": 5, "moment_seconds": 10.0, "repairs": 2, "step_thinning": 4,
-              "project_misses": False, "floor_shortcut": False},
+              "project_misses": False, "floor_path": "search"},
     "-split": {"split_seeds": True},
     "-channels": {"operators": ["channels", "prune", "bits"]},
     "-project": {"project_misses": True},
-    "-floor": {"floor_shortcut": True},
+    "-floor-once": {"floor_path": "once"},
+    "-floor": {"floor_path": "uniform"},
 }
 # pipeline settings a cell pins to what its older rows ran with
 PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators", "project_misses",
-          "floor_shortcut")
-# every cell below ran its rows without projection (`project_misses`, session 24) and without the
-# floor shortcut (`floor_shortcut`, session 26): pinned off, so a method without the -project /
-# -floor suffix keeps running what its rows ran whatever the default
+          "floor_path")
+# every cell below ran its rows without projection (`project_misses`, session 24) and searched at
+# the floor (`floor_path`, session 26): pinned so, so a method without the -project / -floor
+# suffix keeps running what its rows ran whatever the default
 RERUNS = tuple(VARIANTS)
 CELLS: dict[str, dict[str, Any]] = {
-    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False, "moments": 1, "repairs": 0, "step_thinning": 0},
-    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False, "min_margin": 0.02, "moments": 1,
+    "lat50": {"constraints": ["latency <= 0.5x"], "finetune": "standard", "project_misses": False, "floor_path": "search", "moments": 1, "repairs": 0, "step_thinning": 0},
+    "lat40": {"constraints": ["latency <= 0.4x"], "finetune": "standard", "project_misses": False, "floor_path": "search", "min_margin": 0.02, "moments": 1,
               "repairs": 0, "step_thinning": 0},
-    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "project_misses": False, "floor_shortcut": False, "min_margin": 0.02, "moments": 1,
+    "lat40-small": {"constraints": ["latency <= 0.4x"], "finetune": "small", "project_misses": False, "floor_path": "search", "min_margin": 0.02, "moments": 1,
                     "repairs": 0, "step_thinning": 0},
     # the small fine-tune where lat40-small is tight (machine C: resnet20's floor 0.35-0.41x); no pins
     # but projection's: it ran only with the -thin settings
-    "lat50-small": {"constraints": ["latency <= 0.5x"], "finetune": "small", "project_misses": False, "floor_shortcut": False},
-    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False, "split_seeds": False},
+    "lat50-small": {"constraints": ["latency <= 0.5x"], "finetune": "small", "project_misses": False, "floor_path": "search"},
+    "two": {"constraints": ["latency <= 0.5x", "size <= 0.1x"], "finetune": "standard", "project_misses": False, "floor_path": "search", "split_seeds": False},
     # size binds, latency asks for some channels: the split seeds differ (weights-first keeps weights, thins channels)
-    "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False, "split_seeds": False},
+    "two-size": {"constraints": ["latency <= 0.8x", "size <= 0.05x"], "finetune": "standard", "project_misses": False, "floor_path": "search", "split_seeds": False},
     # the size cells ran with a size budget's default operators before channels joined them (session 14)
-    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False, "operators": ["prune", "bits"]},
-    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "project_misses": False, "floor_shortcut": False, "moments": 1, "repairs": 0,
+    "size05": {"constraints": ["size <= 0.05x"], "finetune": "standard", "project_misses": False, "floor_path": "search", "operators": ["prune", "bits"]},
+    "size10-small": {"constraints": ["size <= 0.1x"], "finetune": "small", "project_misses": False, "floor_path": "search", "moments": 1, "repairs": 0,
                      "step_thinning": 0, "operators": ["prune", "bits"]},
-    "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False},
-    "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard", "project_misses": False, "floor_shortcut": False},
+    "lat25": {"constraints": ["latency <= 0.25x"], "finetune": "standard", "project_misses": False, "floor_path": "search"},
+    "lat15": {"constraints": ["latency <= 0.15x"], "finetune": "standard", "project_misses": False, "floor_path": "search"},
 }
 FINETUNE = {
     "standard": {"step_epochs": 1, "final_epochs": 3, "finetune_samples": None},

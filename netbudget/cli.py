@@ -226,7 +226,7 @@ def compress(
     repairs: int = typer.Option(None, help="Repairs (thin, fine-tune, verify again) of a result that misses a measured budget \\[default: 2]."),
     step_thinning: int = typer.Option(None, help="Thinned variants a step tries when its best candidates miss on re-timing (0: take the next-ranked) \\[default: 4]."),
     project_misses: bool = typer.Option(None, "--project-misses/--no-project-misses", help="Score a proposal that misses a step's bound at the point where its line to the most compressed configuration meets it \\[default: off]."),
-    floor_shortcut: bool = typer.Option(None, "--floor-shortcut/--no-floor-shortcut", help="When the most compressed network misses the searched bound of a measured budget (channels only), take it at once and fine-tune it for the whole budget \\[default: on]."),
+    floor_path: str = typer.Option(None, help="When the most compressed network misses the searched bound of a measured budget (channels only): uniform (each step takes the uniform configuration), once (the floor at once, fine-tuned for the whole budget) or search \\[default: uniform]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL \\[default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning \\[default: 0]."),
@@ -248,7 +248,7 @@ def compress(
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
             "final_epochs": final_epochs, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
             "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "step_thinning": step_thinning,
-            "project_misses": project_misses, "floor_shortcut": floor_shortcut,
+            "project_misses": project_misses, "floor_path": floor_path,
             "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})

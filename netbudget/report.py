@@ -188,8 +188,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
         units = meta.get("units", {})
         missed = ", ".join(f"`{k}` {format_value(floor['reachable'][k], units.get(k, ''))} against "
                            f"{format_value(v, units.get(k, ''))}" for k, v in floor["thresholds"].items())
+        then = ("each step took the uniform configuration that met its threshold" if floor["path"] == "uniform"
+                else f"it was taken at once and fine-tuned for the whole budget ({floor['final_epochs']} epoch(s))")
         lines.append(f"No search: the most compressed network missed the searched bound at the start ({missed}), "
-                     f"so it was taken at once and fine-tuned for the whole budget ({floor['epochs']} epoch(s)).")
+                     f"so {then}.")
+        lines.append("")
     recheck = meta.get("recheck")
     if recheck:
         thinnings = len(recheck["tries"]) - 1

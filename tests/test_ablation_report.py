@@ -233,11 +233,12 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     # every row so far ran without projection, whatever the pipeline's default: pinned off; -project turns it on
     assert old["project_misses"] is False and thin["project_misses"] is False
     assert ablation._method_settings("exponential-project-thin", search, finetune, cell) == {**thin, "project_misses": True}
-    # nor with the floor shortcut (session 26): pinned off; -floor turns it on
-    assert old["floor_shortcut"] is False and thin["floor_shortcut"] is False
-    assert all(pins["floor_shortcut"] is False for pins in ablation.CELLS.values())
-    assert ablation._method_settings("uniform-floor-thin", search, finetune, cell) == {
-        **ablation._method_settings("uniform-thin", search, finetune, cell), "floor_shortcut": True}
+    # and searched at the floor (session 26): pinned so; -floor takes the uniform path, -floor-once the floor at once
+    assert old["floor_path"] == "search" and thin["floor_path"] == "search"
+    assert all(pins["floor_path"] == "search" for pins in ablation.CELLS.values())
+    assert ablation._method_settings("exponential-floor-thin", search, finetune, cell) == {**thin, "floor_path": "uniform"}
+    assert ablation._method_settings("exponential-floor-once-thin", search, finetune, cell) == {
+        **thin, "floor_path": "once"}
     # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}

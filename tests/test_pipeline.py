@@ -1195,19 +1195,24 @@ def test_a_sampled_fine_tune_stops_each_epoch_early_without_shortening_the_sched
     assert finetune_fit(2, lr=0.01, samples=1, seed=0).max_steps == 2  # at least one step per epoch
 
 
-# -- the floor shortcut ------------------------------------------------------------------
+# -- a floor that misses the searched bound ----------------------------------------------
 @contextlib.contextmanager
-def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch):
-    """A user metric ``floorish``: 1.0 for the dense network, 0.98 for any thinner one, with
-    the last step's threshold of a bound 0.99 lowered by 4 % (a latency budget's safety
-    margin; user metrics are searched unmargined): the floor meets the bound, not the
-    threshold. Yields the epochs of every fine-tune, in order."""
+def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch, *, graded: bool = False):
+    """A user metric ``floorish`` whose floor (every layer at --min-keep) meets the bound 0.99
+    (``graded``: 0.55) but not its last step's threshold, lowered by 4 % as a latency budget's
+    safety margin would (user metrics are searched unmargined). Flat: 1.0 for the dense
+    network, 0.98 for any thinner one; graded: 0.5 + 0.5 x the share of parameters kept (the
+    floor keeps 7.4 %: 0.537 against 0.528). Yields the epochs of every fine-tune, in order."""
     from netbudget.metrics import register_metric, unregister_metric
     from netbudget.pipeline import run as pipeline_run
 
     full = sum(p.numel() for p in build_model("vgg", in_channels=1, num_classes=10, input_size=8).parameters())
-    register_metric("floorish", lambda model: 1.0 if sum(p.numel() for p in model.parameters()) >= full else 0.98,
-                    "units")
+
+    def floorish(model: torch.nn.Module) -> float:
+        kept = sum(p.numel() for p in model.parameters()) / full
+        return 0.5 + 0.5 * kept if graded else (1.0 if kept >= 1 else 0.98)
+
+    register_metric("floorish", floorish, "units")
     thresholds = pipeline_run._Run._thresholds
     monkeypatch.setattr(pipeline_run._Run, "_thresholds",
                         lambda self, t: {k: 0.96 * v for k, v in thresholds(self, t).items()})
@@ -1225,35 +1230,63 @@ def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch):
         unregister_metric("floorish")
 
 
-def test_a_run_whose_floor_misses_the_searched_bound_takes_the_floor_and_fine_tunes_it_for_the_whole_budget(
+def _floor_widths() -> list[int]:
+    """zoo:vgg's convolution widths with every layer at --min-keep: 20 %, rounded up to 8."""
+    original = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    return [max(8, 8 * int(np.ceil(0.2 * m.out_channels / 8))) for m in original.modules()
+            if isinstance(m, torch.nn.Conv2d)]
+
+
+def _widths(model: torch.nn.Module) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_a_run_whose_floor_misses_the_searched_bound_walks_the_uniform_path_to_it_without_a_search(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    run_dir = tmp_path / "run"
+    with _floor_misses_the_searched_bound(monkeypatch, graded=True) as epochs:
+        result = _quick_run(run_dir, digits_weights, ["floorish <= 0.55 units"], steps=2, trials=4, step_epochs=1,
+                            final_epochs=1, finetune_samples=64, repairs=0)
+        assert RunConfig.read(run_dir / "run.yaml", run=True).floor_path == "uniform"  # the default
+    assert result.summary["floor"] == {"path": "uniform", "reachable": {"floorish.value": pytest.approx(0.537, abs=1e-3)},
+                                       "thresholds": {"floorish.value": pytest.approx(0.55 * 0.96)}, "final_epochs": 1}
+    # one evaluation per step (its uniform configuration), each step's fine-tune, then the final one
+    assert [s["evaluated"] for s in result.summary["steps"]] == [1, 1] and epochs == [1, 1, 1]
+    step_1 = netbudget.load(run_dir / "steps" / "0" / "model.pt")
+    assert _widths(step_1) != _widths(result.model)  # a step on the way, every layer pruned alike
+    assert _widths(result.model) == _floor_widths()
+    assert result.summary["recheck"] is not None  # the re-check runs as on any uniform path
+    assert "No search: the most compressed network missed the searched bound at the start (`floorish.value` " \
+           "0.53701 units against 0.528 units), so each step took the uniform configuration that met its threshold." \
+           in (run_dir / "report" / "report.md").read_text()
+
+
+def test_with_floor_path_once_the_floor_is_taken_at_once_and_fine_tuned_for_the_whole_budget(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
     with _floor_misses_the_searched_bound(monkeypatch) as epochs:
-        run_dir = tmp_path / "run"
         result = _quick_run(run_dir, digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3, step_epochs=1,
-                            final_epochs=1, finetune_samples=64)
+                            final_epochs=1, finetune_samples=64, floor_path="once")
     assert result.feasible and result.summary["constraints"][0]["final"] == 0.98
     # no step searched; one fine-tune for steps x step_epochs + final_epochs
     assert result.summary["evaluations"] == 0 and result.summary["steps"] == [] and epochs == [3]
-    assert result.summary["floor"] == {"reachable": {"floorish.value": 0.98},
-                                       "thresholds": {"floorish.value": pytest.approx(0.99 * 0.96)}, "epochs": 3}
+    assert result.summary["floor"] == {"path": "once", "reachable": {"floorish.value": 0.98},
+                                       "thresholds": {"floorish.value": pytest.approx(0.99 * 0.96)}, "final_epochs": 3}
     assert result.summary["recheck"] is None  # nothing to thin at the floor: verification decides
     names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{run_dir / 'study.db'}")}
     assert names == {"run"}
-    # every layer at --min-keep: 20 % of its channels, rounded up to 8
-    original = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
-    widths = [max(8, 8 * int(np.ceil(0.2 * m.out_channels / 8))) for m in original.modules()
-              if isinstance(m, torch.nn.Conv2d)]
-    assert [m.out_channels for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)] == widths, widths
+    assert _widths(result.model) == _floor_widths()
     assert "No search: the most compressed network missed the searched bound at the start (`floorish.value` 0.98 " \
            "units against 0.9504 units), so it was taken at once and fine-tuned for the whole budget (3 epoch(s))." \
            in (run_dir / "report" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(("settings", "second_step_searched"),
-                         [({"floor_shortcut": False}, False), ({"operators": ["channels", "prune"]}, True)],
-                         ids=["switched-off", "weights-to-choose"])
-def test_the_floor_is_searched_when_the_shortcut_is_off_or_other_operators_leave_choices(
+                         [({"floor_path": "search"}, False), ({"operators": ["channels", "prune"]}, True)],
+                         ids=["search", "weights-to-choose"])
+def test_the_floor_is_searched_when_asked_or_when_other_operators_leave_choices(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, settings: dict, second_step_searched: bool
 ) -> None:
     with _floor_misses_the_searched_bound(monkeypatch) as epochs:
@@ -1268,29 +1301,30 @@ def test_the_floor_is_searched_when_the_shortcut_is_off_or_other_operators_leave
     assert (row in (tmp_path / "run" / "report" / "report.md").read_text()) is not second_step_searched
 
 
-def test_the_cli_switches_the_floor_shortcut_off_and_records_it(
+def test_the_cli_sets_the_floor_path_records_it_and_refuses_an_unknown_one(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_dir = tmp_path / "run"
-    with _floor_misses_the_searched_bound(monkeypatch):
-        exit_code, output = _cli([
-            "compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
+    args = ["compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
             "--constraint", "floorish <= 0.99 units", "--steps", "1", "--trials", "2", "--final-epochs", "0",
-            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--no-floor-shortcut",
-            "--run-dir", str(run_dir),
-        ])
+            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--run-dir", str(run_dir)]
+    with _floor_misses_the_searched_bound(monkeypatch):
+        exit_code, output = _cli([*args, "--floor-path", "search"])
         assert exit_code == 0, output
-        assert RunConfig.read(run_dir / "run.yaml", run=True).floor_shortcut is False  # parses the user metric
-    assert json.loads((run_dir / "final" / "summary.json").read_text())["floor"] is None
+        assert RunConfig.read(run_dir / "run.yaml", run=True).floor_path == "search"  # parses the user metric
+        assert json.loads((run_dir / "final" / "summary.json").read_text())["floor"] is None
+        exit_code, output = _cli([*args, "--floor-path", "straight", "--run-dir", str(tmp_path / "other")])
+    assert exit_code == 2 and "`floor_path` must be one of ('uniform', 'once', 'search'), but got " \
+                               "floor_path='straight'." in output, output
 
 
-def test_a_floor_run_interrupted_in_its_fine_tune_resumes_to_the_same_shortcut(
+def test_a_floor_run_interrupted_in_a_step_fine_tune_resumes_on_the_uniform_path(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from netbudget.pipeline import run as pipeline_run
 
     run_dir = tmp_path / "run"
-    with _floor_misses_the_searched_bound(monkeypatch) as epochs:
+    with _floor_misses_the_searched_bound(monkeypatch, graded=True) as epochs:
         fine_tune = pipeline_run.fine_tune
 
         def interrupted(*args, **kwargs):
@@ -1299,11 +1333,13 @@ def test_a_floor_run_interrupted_in_its_fine_tune_resumes_to_the_same_shortcut(
 
         monkeypatch.setattr(pipeline_run, "fine_tune", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            _quick_run(run_dir, digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3, step_epochs=1,
-                       final_epochs=1, finetune_samples=64)
+            _quick_run(run_dir, digits_weights, ["floorish <= 0.55 units"], steps=2, trials=4, step_epochs=1,
+                       final_epochs=1, finetune_samples=64, repairs=0)
         result = netbudget.resume(run_dir, progress=False)
-    assert result.feasible and result.summary["evaluations"] == 0 and epochs == [3]
-    assert result.summary["floor"]["epochs"] == 3
+    # the first step's evaluation is kept; its fine-tune, the second step and the final one run once each
+    assert result.summary["floor"]["path"] == "uniform" and epochs == [1, 1, 1]
+    assert [s["evaluated"] for s in result.summary["steps"]] == [1, 1]
+    assert _widths(result.model) == _floor_widths()
 
 
 def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_ran(tmp_path: Path) -> None:
@@ -1311,9 +1347,9 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
 
     path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
     text = path.read_text()
-    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_shortcut:")))
-    assert BEFORE_ADDED == {"floor_shortcut": False}
-    assert RunConfig.read(path, run=True).floor_shortcut is False  # the run began without the shortcut
-    assert RunConfig.read(path).floor_shortcut is True  # a settings file takes today's default
+    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
+    assert BEFORE_ADDED == {"floor_path": "search"}
+    assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
+    assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
-    assert RunConfig.read(path, run=True).floor_shortcut is True
+    assert RunConfig.read(path, run=True).floor_path == "uniform"

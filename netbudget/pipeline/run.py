@@ -223,7 +223,9 @@ class _Run:
 
         self._measure_original()
         current = self.original
-        if self._at_floor():
+        floor = self._at_floor()
+        self._uniform_path = self.config.sampler == "uniform" or (floor is not None and floor["path"] == "uniform")
+        if floor is not None and floor["path"] == "once":
             current = apply_config(self.original, self.space0, self.space0.uniform(1.0)).module
         else:
             for t in range(self._schedule.num_steps):
@@ -313,30 +315,34 @@ class _Run:
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
 
     def _at_floor(self) -> dict[str, Any] | None:
-        """``floor_shortcut``: the record of a run that skips the search, else None. A run
-        whose only operator is ``channels`` skips it when its most compressed configuration
-        missed, at the start, the last step's threshold of a measured budget: every search
-        would end on that configuration (or, after a lucky timing, next to it), so the
-        steps' fine-tuning goes to it directly. Decided from the stored start measurements,
-        so a resumed run decides alike."""
+        """``floor_path``: the record of a run whose floor misses the searched bound, else None.
+        When channels are the run's only operator and its most compressed configuration
+        missed, at the start, the last step's threshold of a measured budget, every search
+        would end on that configuration (or, after a lucky timing, next to it): the run
+        follows the uniform path to it (``uniform``) or takes it at once (``once``) instead
+        of searching. Decided from the stored start measurements, so a resumed run decides
+        alike."""
         cfg = self.config
-        if not cfg.floor_shortcut or cfg.operators != ["channels"] or not self.noisy:
+        if cfg.floor_path == "search" or cfg.operators != ["channels"] or not self.noisy:
             return None
         reachable = self.meta.user_attrs["reachable"]
         last = self._search_thresholds(self.noisy)
         missed = {k: v for k, v in last.items() if reachable[k] > v}
         if not missed:
             return None
-        epochs = self._schedule.num_steps * cfg.step_epochs + cfg.final_epochs
-        record = {"reachable": {k: reachable[k] for k in missed}, "thresholds": missed, "epochs": epochs}
+        epochs = cfg.final_epochs + (self._schedule.num_steps * cfg.step_epochs if cfg.floor_path == "once" else 0)
+        record = {"path": cfg.floor_path, "reachable": {k: reachable[k] for k in missed}, "thresholds": missed,
+                  "final_epochs": epochs}
         if "floor" not in self.meta.user_attrs:
             units = self.meta.user_attrs["units"]
             text = ", ".join(f"{k} {format_value(reachable[k], units[k])} against {format_value(v, units[k])}"
                              for k, v in missed.items())
+            then = ("each step takes the uniform configuration that meets its threshold (every layer pruned "
+                    "alike), without a search" if cfg.floor_path == "uniform" else
+                    f"it is taken at once and fine-tuned for the whole budget ({epochs} epoch(s))")
             self.console.print(
                 f"[bold]floor[/]: the most compressed network misses the search threshold (bound less the "
-                f"safety margin: {text}); no search can end elsewhere, so it is taken at once and "
-                f"fine-tuned for the whole budget ({epochs} epoch(s)); --no-floor-shortcut searches anyway",
+                f"safety margin: {text}); no search can end elsewhere, so {then}; --floor-path search searches anyway",
                 soft_wrap=True)
             self.meta.set_user_attr("floor", record)
         return record
@@ -469,7 +475,7 @@ class _Run:
         for name, value, params in seeds:  # each seed once, again after an interruption that failed it
             if not any(x.user_attrs.get(name) == value for x in held):
                 study.enqueue_trial(params, user_attrs={name: value}, skip_if_exists=False)
-        budget = 1 if cfg.sampler == "uniform" else cfg.trials
+        budget = 1 if self._uniform_path else cfg.trials
         remaining = budget - len(evaluated)
         description = ", ".join(
             f"{c.metric} <= {format_value(thresholds[c.key], c.unit)}" for c in self.constraints
@@ -686,7 +692,7 @@ class _Run:
         options: dict[str, Any] = {}
         if cfg.sampler == "penalty":
             options["reference"] = {c.key: self.original_values[c.key] for c in self.constraints}
-        if cfg.sampler == "uniform":
+        if self._uniform_path:
             return optuna.samplers.RandomSampler(seed=cfg.seed + t)  # only the enqueued seed point runs
         return make_sampler(cfg.sampler, search_space=space.distributions(), bounds=bounds,
                             seed=cfg.seed * 1000 + t, n_startup_trials=cfg.num_startup, **options)
@@ -999,16 +1005,17 @@ class _Run:
             module = load(final_dir / "model.pt") if summary["feasible"] else None
             return CompressionResult(self.dir, summary["feasible"], module, summary)
         floor = self._at_floor()
-        if floor is None:
-            current = self._recheck(current)  # at the floor there is nothing to thin: verification decides
-        epochs = cfg.final_epochs if floor is None else floor["epochs"]
+        once = floor is not None and floor["path"] == "once"
+        if not once:  # taken at once, the floor has nothing to thin: verification decides
+            current = self._recheck(current)
+        epochs = floor["final_epochs"] if floor is not None else cfg.final_epochs
         module = self._fine_tuned(current, epochs, seed=cfg.seed + 2000, label="final fine-tune")
         rows, feasible = self._verify(module)
         module, rows, feasible, repairs = self._repaired(module, rows, feasible)
         accuracy = {"original": self.meta.user_attrs["accuracy_original"], "final": evaluate(module, self.data.test)}
         evaluations = 0
         steps = []
-        for t in range(0 if floor else self._schedule.num_steps):
+        for t in range(0 if once else self._schedule.num_steps):
             study = optuna.load_study(storage=self.storage, study_name=f"step-{t}")
             scored = [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.COMPLETE]
             evaluations += len(scored)
