@@ -147,8 +147,9 @@ class RunConfig:
             for the whole budget (``steps * step_epochs + final_epochs``); ``search``: search
             anyway. Measured (ablation, vgg ``latency <= 0.4x`` with the small fine-tune on a
             machine whose floor timed 0.385-0.391x against a 0.384x threshold, 5 paired seeds):
-            all 15 runs of the three ended on the floor's widths; the uniform path 88.48 %,
-            once 88.11 %, the search's path 87.78 % (uniform ahead of it in 5 of 5 seeds).
+            all 20 runs of the four ended on the floor's widths; the uniform path 88.48 %
+            (this default reproduces the ``uniform`` sampler's runs to 0.01 pt), once 87.91 %,
+            the search's path 87.78 % (the uniform path ahead of it in 5 of 5 seeds).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
             bound are counted and reported either way.
