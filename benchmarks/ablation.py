@@ -818,8 +818,26 @@ def _thin_line(rows: list[dict]) -> str:
     thinned = sum(r.get("thinned", 0) for r in mine)
     repaired = sum(r.get("repairs", 0) > 0 for r in mine)
     return _rerun_line(rows, "-thin", "With thinned variants of candidates that miss on re-timing (the current "
-                       f"defaults; {thinned} variant(s) over {len(mine)} runs, {repaired} run(s) repaired)",
+                       f"defaults, `floor_path` search; {thinned} variant(s) over {len(mine)} runs, {repaired} run(s) repaired)",
                        "the -repair rows", {"exponential": "exponential-repair", "uniform": "uniform-repair"})
+
+
+def _floor_line(rows: list[dict]) -> str:
+    """Goal line of ``exponential-floor-thin`` (the current defaults since session 26: a run
+    whose floor misses the searched bound walks the uniform path without a search): against
+    ``uniform-thin``, against searching (``exponential-thin``) and the floor at once
+    (``exponential-floor-once-thin``), and feasibility."""
+    diff, sd, n = _paired(rows, "exponential-floor-thin", base="uniform-thin")
+    others = []
+    for m, what in (("exponential-thin", "searching"), ("exponential-floor-once-thin", "the floor at once")):
+        d, s, k = _paired(rows, "exponential-floor-thin", base=m)
+        if k:
+            others.append(f"minus {what} {_paired_text(d, s, k)} pt over {k}")
+    again = [r["feasible"] for r in rows if r["method"] == "exponential-floor-thin"]
+    return (f"  At the floor without a search (the current defaults since session 26, `floor_path` uniform): "
+            f"exponential-floor - uniform = {_paired_text(diff, sd, n) or 'n/a'} pt over {n} paired seeds "
+            f"({'met' if diff >= 0 else 'MISSED'}){'; ' if others else ''}{'; '.join(others)}; feasible "
+            f"{sum(again)}/{len(again)} runs ({'met' if all(again) else 'MISSED'}).")
 
 
 def _rivals_lines(rows: list[dict], mean: dict[str, float], suffix: str) -> list[str]:
@@ -1003,9 +1021,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             if repair:
                 lines.append(_repair_line(rows))
                 lines += _rivals_lines(rows, mean, "-repair")
-            if thin:
-                lines.append(_thin_line(rows))
-                lines += _rivals_lines(rows, mean, "-thin")
+            if thin:  # the floor-path rows re-run exponential with a later default: their own line
+                searched = [r for r in rows if "-floor" not in r["method"]]
+                lines.append(_thin_line(searched))
+                lines += _rivals_lines(searched, {m: v for m, v in mean.items() if "-floor" not in m}, "-thin")
+                if "exponential-floor-thin" in mean:
+                    lines.append(_floor_line(rows))
             if (repair or thin) and head:
                 for method in ("exponential-repair", "exponential-thin"):
                     if method in mean:

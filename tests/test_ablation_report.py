@@ -119,9 +119,9 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
     assert "| vgg | lat50 @B | exponential-thin | 2 | 93.00 % | +1.00 |  | 2/2 |" in text
     assert "| vgg | lat50 @B | uniform-thin | 1 | 91.50 % |  | -1.00 |" in text
     # every run with the -thin settings counts, the rivals' too
-    assert ("  With thinned variants of candidates that miss on re-timing (the current defaults; 3 variant(s) over 6 "
-            "runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); minus the -repair "
-            "rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 6/6 runs (met).") in text
+    assert ("  With thinned variants of candidates that miss on re-timing (the current defaults, `floor_path` search; 3 "
+            "variant(s) over 6 runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); "
+            "minus the -repair rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 6/6 runs (met).") in text
     assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
             "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
     assert "exponential-repair's mean is +1.00 pt from it (met" in text
@@ -151,12 +151,32 @@ def test_a_cell_run_only_with_the_current_defaults_is_judged_among_its_own_rows(
     text = _markdown(ablation, tmp_path, results)
     # no -repair rows to compare against, no plain exponential: the -thin rows are the cell's goals
     assert ("* resnet20 / lat50 @B:\n  With thinned variants of candidates that miss on re-timing (the current "
-            "defaults; 1 variant(s) over 7 runs, 0 run(s) repaired): exponential - uniform = +1.50 +- 0.71 pt over 2 "
+            "defaults, `floor_path` search; 1 variant(s) over 7 runs, 0 run(s) repaired): exponential - uniform = +1.50 +- 0.71 pt over 2 "
             "paired seeds (met); feasible 6/7 runs (MISSED).") in text
     assert ("  Methods ahead of exponential-thin (paired): reference-thin (+1.00 pt over 1) (MISSED); behind it "
             "(pt): one-step-thin -1.00 +- 0.71.") in text
     assert ("  Headroom above the (one-shot) uniform configuration 2.00 pt (7 configurations); exponential-thin's "
             "mean is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+
+
+def test_floor_path_rows_have_their_own_goal_line_and_are_no_rivals_of_the_searching_rows(ablation, tmp_path) -> None:
+    here = "EPYC; avx512 f; 2 threads"
+    row = {"machine": here, "base_top1": 0.9317}
+    rows = [{**_row("exponential-thin", s, 0.877 + 0.001 * s), **row} for s in range(3)]
+    rows += [{**_row("uniform-thin", s, 0.885), **row} for s in range(3)]
+    rows += [{**_row("exponential-floor-thin", s, 0.885, feasible=s > 0), **row} for s in range(3)]
+    rows += [{**_row("exponential-floor-once-thin", s, 0.880), **row} for s in range(2)]
+    results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "proxy": [],
+               "dense": [{"network": "vgg", "top1": 0.9317, "latency_ms": 2.36, "latency_spread": 0.1, "machine": here}]}
+    text = _markdown(ablation, tmp_path, results)
+    # the searching rows are judged among themselves (6 runs, no floor rows among the rivals) ...
+    assert "(the current defaults, `floor_path` search; 0 variant(s) over 6 runs, 0 run(s) repaired): exponential - " \
+           "uniform = -0.70 +- 0.10 pt over 3 paired seeds (MISSED); feasible 6/6 runs (met)." in text
+    assert "Methods ahead of exponential-thin" not in text
+    # ... and the floor path against uniform, searching and the floor at once
+    assert ("  At the floor without a search (the current defaults since session 26, `floor_path` uniform): "
+            "exponential-floor - uniform = +0.00 +- 0.00 pt over 3 paired seeds (met); minus searching +0.70 +- 0.10 "
+            "pt over 3; minus the floor at once +0.50 +- 0.00 pt over 2; feasible 2/3 runs (MISSED).") in text
 
 
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
