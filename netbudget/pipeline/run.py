@@ -531,18 +531,15 @@ class _Run:
     def _step_at_floor(self, t: int, study: optuna.Study, current: nn.Module, path: Path) -> nn.Module:
         """Step ``t`` when an earlier step's winner left nothing to compress (a tight budget's
         fallback walked the uniform line to its end): no search, the step's fine-tune only."""
-        self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]: every layer is at --min-keep "
-                           "already: nothing to search")
-        candidate = CompressedModel(module=copy.deepcopy(current), config={})
-        _inherit_compression(candidate)
-        if self.config.step_epochs > 0:
-            fine_tune(candidate, self.data.train, self._fit(self.config.step_epochs, seed=self.config.seed + 1000 + t),
-                      teacher=self.original if self.config.distill else None, progress=self.progress)
+        label = f"step {t + 1}/{self._schedule.num_steps}"
+        self.console.print(f"[bold]{label}[/]: every layer is at --min-keep already: nothing to search")
+        module = self._fine_tuned(current, self.config.step_epochs, seed=self.config.seed + 1000 + t,
+                                  label=f"{label} fine-tune")
         study.set_user_attr("at_floor", True)
-        study.set_user_attr("val_after_finetune", evaluate(candidate.module, self.data.val))
-        _save_model(candidate.module, path, self.data, {})
+        study.set_user_attr("val_after_finetune", evaluate(module, self.data.val))
+        _save_model(module, path, self.data, {})
         study.set_user_attr("done", True)
-        return candidate.module
+        return module
 
     def _confirm(self, study, current, space, thresholds, objective
                  ) -> tuple[FrozenTrial, CompressedModel, dict[str, float]] | None:
