@@ -223,10 +223,10 @@ class _Run:
 
         self._measure_original()
         current = self.original
-        floor = self._at_floor()
+        self._floor = floor = self._at_floor()
         self._uniform_path = self.config.sampler == "uniform" or (floor is not None and floor["path"] == "uniform")
         if floor is not None and floor["path"] == "once":
-            current = apply_config(self.original, self.space0, self.space0.uniform(1.0)).module
+            current = self._floor_network()
         else:
             for t in range(self._schedule.num_steps):
                 current = self._run_step(t, current)
@@ -261,22 +261,22 @@ class _Run:
         margin = max(self.config.safety_sigmas * noise, self.config.min_margin) if noise else 0.0
         self.original_values, self.targets, self.margin = values, targets, margin
         # fail fast: the most compressed configuration the space allows
-        extreme = apply_config(self.original, self.space0, self.space0.uniform(1.0))
-        reachable = self._measure(extreme.module, relative_to=values)
+        extreme = self._floor_network()
+        reachable = self._measure(extreme, relative_to=values)
         # a miss, or a value close enough to be warned about, is confirmed by the median of
         # re-measurements: one timing can fall in a slow moment (demo: 0.514x once, 0.456x median
         # of 10; resnet20: 0.469x once, a tight-budget warning, where nine other runs measured 0.35-0.41x)
         close = [c for c in self.noisy if reachable[c.key] > _tight_line(
             targets[c.key], max(margin, self.config.min_margin))]
         if close:
-            repeats = [self._measure(extreme.module, relative_to=values, constraints=close)
+            repeats = [self._measure(extreme, relative_to=values, constraints=close)
                        for _ in range(CONFIRM_REPEATS)]
             reachable.update({c.key: float(np.median([r[c.key] for r in repeats])) for c in close})
         # a miss those confirm is refused only if the floor misses over ``moments`` moments too:
         # one moment's median can be slow throughout (vgg latency <= 0.4x: 0.413x at one moment,
         # where 31 runs of the same budget measured the floor at 0.32-0.39x and met it)
         missed = [c for c in close if reachable[c.key] > targets[c.key]]
-        spread = self._remeasure(extreme.module, missed)
+        spread = self._remeasure(extreme, missed)
         reachable.update({c.key: float(np.median([v for moment in spread[c.key] for v in moment])) for c in missed})
         for c in self.constraints:
             if reachable[c.key] > targets[c.key]:
@@ -313,6 +313,10 @@ class _Run:
         ]
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
+
+    def _floor_network(self) -> nn.Module:
+        """The most compressed network the search allows: every dimension at its largest value."""
+        return apply_config(self.original, self.space0, self.space0.uniform(1.0)).module
 
     def _at_floor(self) -> dict[str, Any] | None:
         """``floor_path``: the record of a run whose floor misses the searched bound, else None.
@@ -1001,7 +1005,7 @@ class _Run:
             summary = json.loads(summary_path.read_text())
             module = load(final_dir / "model.pt") if summary["feasible"] else None
             return CompressionResult(self.dir, summary["feasible"], module, summary)
-        floor = self._at_floor()
+        floor = self._floor
         once = floor is not None and floor["path"] == "once"
         if not once:  # taken at once, the floor has nothing to thin: verification decides
             current = self._recheck(current)
