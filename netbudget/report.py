@@ -175,15 +175,22 @@ def _before_after(meta: dict[str, Any], summary: dict[str, Any]) -> list[tuple[s
 def _markdown(config, meta, steps, summary, images) -> str:
     lines = [f"# netbudget report: {config.model} on {config.dataset}", ""]
     lines.append("Budgets: " + ", ".join(f"`{t}`" for t in config.constraints) + ".")
-    lines.append(f"Search: {config.sampler} sampler, {config.cooling} cooling over {len(steps)} step(s), "
-                 f"{config.trials} candidates per step, proxy `{config.proxy}`, operators "
-                 f"{', '.join(config.operators)}.")
+    floor = meta.get("floor")
+    operators = ", ".join(config.operators)
+    if floor and floor["path"] == "uniform":
+        lines.append(f"Search: none; the uniform configuration of each of {len(steps)} step(s) "
+                     f"(`--floor-path uniform`, below), operators {operators}.")
+    elif floor:
+        lines.append(f"Search: none; the most compressed network at once (`--floor-path once`, below), "
+                     f"operators {operators}.")
+    else:
+        lines.append(f"Search: {config.sampler} sampler, {config.cooling} cooling over {len(steps)} step(s), "
+                     f"{config.trials} candidates per step, proxy `{config.proxy}`, operators {operators}.")
     if meta.get("margin"):
         lines.append(f"Latency noise {100 * meta.get('noise', 0):.1f} %: measured bounds were searched "
                      f"{100 * meta['margin']:.1f} % below their value.")
     for text in meta.get("warnings") or []:
         lines += ["", f"**Warning**: {text}", ""]
-    floor = meta.get("floor")
     if floor:
         units = meta.get("units", {})
         missed = ", ".join(f"`{k}` {format_value(floor['reachable'][k], units.get(k, ''))} against "

@@ -280,7 +280,9 @@ def test_compress_end_to_end_meets_the_budget(tmp_path: Path, vgg_mnist5k: torch
     for name in ("step-0.png", "step-1.png", "cooling.png", "layers.png"):
         assert (run_dir / "report" / name).stat().st_size > 1000
         assert f'src="{name}"' in page
-    assert "FEASIBLE" in (run_dir / "report" / "report.md").read_text()
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "FEASIBLE" in report
+    assert "Search: netbudget sampler, exponential cooling over 2 step(s), 5 candidates per step, proxy `bn`" in report
     # a finished run is not redone, whether resumed or started again with the same settings
     again = netbudget.resume(run_dir, progress=False)
     assert again.summary["evaluations"] == summary["evaluations"]
@@ -1260,6 +1262,9 @@ def test_a_run_whose_floor_misses_the_searched_bound_walks_the_uniform_path_to_i
     assert "No search: the most compressed network missed the searched bound at the start (`floorish.value` " \
            "0.53701 units against 0.528 units), so each step took the uniform configuration that met its threshold." \
            in (run_dir / "report" / "report.md").read_text()
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "Search: none; the uniform configuration of each of 2 step(s) (`--floor-path uniform`, below), " \
+           "operators channels." in report and "candidates per step" not in report
 
 
 def test_with_floor_path_once_the_floor_is_taken_at_once_and_fine_tuned_for_the_whole_budget(
@@ -1280,6 +1285,8 @@ def test_with_floor_path_once_the_floor_is_taken_at_once_and_fine_tuned_for_the_
     assert _widths(result.model) == _floor_widths()
     assert "No search: the most compressed network missed the searched bound at the start (`floorish.value` 0.98 " \
            "units against 0.9504 units), so it was taken at once and fine-tuned for the whole budget (3 epoch(s))." \
+           in (run_dir / "report" / "report.md").read_text()
+    assert "Search: none; the most compressed network at once (`--floor-path once`, below), operators channels." \
            in (run_dir / "report" / "report.md").read_text()
 
 
