@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -78,6 +77,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from netbudget.metrics import describe_machine
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe", "optuna-gp",
@@ -185,7 +186,7 @@ LATENCY = {"backend": "onnxruntime", "batch_size": 32, "threads": 1}
 
 
 def _machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    return f"{describe_machine()['cpu']}, {torch.get_num_threads()} torch threads"
 
 
 EARLIER = "earlier"  # the machine of the rows written before rows recorded theirs (sessions 1-8)
@@ -196,11 +197,9 @@ def _fingerprint() -> str:
     AVX-512 extensions and the torch threads. Latency ratios, and so which budgets are
     reachable, differ between CPUs (vgg's floor: 0.32x on the earlier machine, 0.45x on one
     with AVX-512 FP16), and a checkpoint retrained on another machine differs."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    avx512 = sorted(f.removeprefix("avx512") for f in flags if f.startswith("avx512"))
+    machine = describe_machine()
+    model = machine["cpu"]
+    avx512 = [f.removeprefix("avx512") for f in machine["avx512"]]
     return f"{model}; avx512 {','.join(avx512) or 'none'}; {torch.get_num_threads()} threads"
 
 

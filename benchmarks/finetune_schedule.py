@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -115,7 +114,9 @@ def main() -> None:
     if seeds < 1:
         parser.error(f"--seeds must be >= 1, but got {seeds}")
     rows = [row for network in networks for row in run(network, seeds)]
-    result = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+    from netbudget.metrics import describe_machine
+
+    result = {"machine": f"{describe_machine()['cpu']}, {torch.get_num_threads()} torch threads",
               "setup": (f"Uniform half width, channels rounded to 8; fine-tune {FITS[0][0]} + {FITS[1][0]} epochs of "
                         f"{SAMPLES} samples, batch {BATCH}, lr 0.01, distilled."),
               "rows": rows, "summary": summarise(rows)}

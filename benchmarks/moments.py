@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from scipy.stats import t as student
 
-from netbudget.metrics import LatencyConfig, measure_latency
+from netbudget.metrics import LatencyConfig, describe_machine, measure_latency
 from netbudget.zoo import build_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +93,7 @@ def main() -> None:
     out = RESULTS / ("moments_quick.json" if args.quick else "moments.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "machine": f"{describe_machine()['cpu']}, {torch.get_num_threads()} torch threads",
         "setup": {"backend": CONFIG.backend, "threads": CONFIG.threads, "batch_size": CONFIG.batch_size,
                   "width": args.width, "moments": moments, "per_moment": per_moment, "gap_seconds": gap},
         "moments": [{"start_seconds": s, "ratios": b, "mean": m, "upper_one_moment": upper(b)}

@@ -12,6 +12,7 @@ from typing import Any
 
 from netbudget.constraints import format_value
 from netbudget.exceptions import InvalidArgumentError
+from netbudget.metrics.latency import machine_text
 
 __all__ = ["build_report"]
 
@@ -218,6 +219,10 @@ def _markdown(config, meta, steps, summary, images) -> str:
         verdict = "FEASIBLE: every budget held on re-measurement" if summary["feasible"] else \
             "INFEASIBLE: a budget was missed on re-measurement; no model was exported"
         lines += [f"**{verdict}.** {summary['evaluations']} candidates evaluated in {summary['seconds']:.0f} s.", ""]
+        machine = summary.get("machine")  # absent from runs finished before it was recorded
+        if machine:
+            lines += [(f"Measured on {machine_text(machine)}; latency on {machine['backend']}, "
+                       f"{machine['threads']} thread(s), batch {machine['batch_size']}."), ""]
         for n, repair in enumerate(summary.get("repairs") or [], start=1):
             missed = ", ".join(f"`{k}` upper bound {v:.4g}" for k, v in repair["missed"].items())
             if repair["passed"]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from netbudget.metrics import (
     MeasureContext,
     count_macs,
     count_params,
+    describe_machine,
+    machine_text,
     measure,
     measure_latency,
     peak_activation_bytes,
@@ -161,6 +165,23 @@ def test_latency_config_errors() -> None:
         LatencyConfig(statistic="p95")
     with pytest.raises(InvalidArgumentError, match="Unknown statistic 'p95'"):
         summarize([1.0], "p95")
+
+
+def test_the_machine_is_described_from_cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netbudget.metrics import latency
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu sse2 avx512f avx2 avx512_fp16 "
+                       "avx512bw\n\nprocessor\t: 1\nmodel name\t: Some CPU 9000\nflags\t\t: fpu avx512f\n")
+    real_path = latency.Path
+    monkeypatch.setattr(latency, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p))
+    machine = describe_machine()
+    assert machine["cpu"] == "Some CPU 9000" and machine["cpus"] >= 1
+    assert machine["avx512"] == ["avx512_fp16", "avx512bw", "avx512f"]  # the first CPU's flags, sorted
+    assert machine_text({**machine, "cpus": 4}) == "Some CPU 9000, 3 AVX-512 flags, 4 CPUs"
+    assert machine_text({"cpu": "Old CPU", "avx512": [], "cpus": 2}) == "Old CPU, no AVX-512, 2 CPUs"
+    cpuinfo.write_text("")  # no model name (some ARM kernels): the platform's name
+    assert describe_machine()["cpu"] and describe_machine()["avx512"] == []
 
 
 def test_peak_memory_scales_with_batch_and_width() -> None:

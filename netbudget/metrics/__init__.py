@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from netbudget.metrics.latency import BACKENDS, LatencyConfig, measure_latency
+from netbudget.metrics.latency import (
+    BACKENDS,
+    LatencyConfig,
+    describe_machine,
+    machine_text,
+    measure_latency,
+)
 from netbudget.metrics.macs import count_macs, count_params, layer_macs
 from netbudget.metrics.measurement import STATISTICS, Measurement, summarize
 from netbudget.metrics.memory import peak_activation_bytes
@@ -23,7 +29,9 @@ __all__ = [
     "Measurement",
     "count_macs",
     "count_params",
+    "describe_machine",
     "layer_macs",
+    "machine_text",
     "measure",
     "measure_all",
     "measure_latency",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +18,7 @@ from torch import nn
 from netbudget.exceptions import InvalidArgumentError
 from netbudget.metrics.measurement import STATISTICS, Measurement, summarize
 
-__all__ = ["BACKENDS", "LatencyConfig", "measure_latency"]
+__all__ = ["BACKENDS", "LatencyConfig", "describe_machine", "machine_text", "measure_latency"]
 
 BACKENDS = ("onnxruntime", "torch")
 
@@ -57,6 +61,26 @@ class LatencyConfig:
             raise InvalidArgumentError(f"`warmup` must be >= 0, but got warmup={self.warmup}.")
         if self.statistic not in STATISTICS:
             raise InvalidArgumentError(f"`statistic` must be one of {STATISTICS}, but got statistic={self.statistic!r}.")
+
+
+def describe_machine() -> dict[str, Any]:
+    """The machine latency is measured on: ``cpu`` (the CPU's model name), ``avx512`` (its
+    AVX-512 flags as ``/proc/cpuinfo`` names them, sorted; empty without) and ``cpus``
+    (logical CPUs). Latency ratios differ between CPUs (vgg's most compressed network: 0.32x of dense on one, 0.45x on one
+    with AVX-512 FP16), so a measured budget holds on the machine that measured it."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    lines = info.splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return {"cpu": cpu or platform.processor() or platform.machine(),
+            "avx512": sorted({f for f in flags if f.startswith("avx512")}),
+            "cpus": os.cpu_count() or 1}
+
+
+def machine_text(machine: Mapping[str, Any]) -> str:
+    """``describe_machine()``'s record in a few words: "AMD EPYC, 13 AVX-512 flags, 2 CPUs"."""
+    flags = len(machine.get("avx512") or [])
+    return f"{machine['cpu']}, {f'{flags} AVX-512 flags' if flags else 'no AVX-512'}, {machine['cpus']} CPUs"
 
 
 Runner = Callable[[], None]

@@ -28,7 +28,12 @@ from netbudget.compress.core import compress as apply_config
 from netbudget.constraints import Constraint, format_value, parse_constraints
 from netbudget.data import Dataset, load_dataset
 from netbudget.exceptions import InvalidArgumentError, UnreachableBudgetError
-from netbudget.metrics.latency import LatencyConfig, measure_latency
+from netbudget.metrics.latency import (
+    LatencyConfig,
+    describe_machine,
+    machine_text,
+    measure_latency,
+)
 from netbudget.metrics.registry import MeasureContext, measure
 from netbudget.pipeline.config import RunConfig, default_operators
 from netbudget.pipeline.cost import COMPUTABLE_KEYS, CostModel
@@ -245,6 +250,7 @@ class _Run:
             self.original_values = attrs["original"]
             self.targets = attrs["targets"]
             self.margin = attrs["margin"]
+            self._check_machine(attrs.get("machine"))
             return
         self.console.print(f"[bold]netbudget[/]: measuring the original network ({self.config.model})")
         values = self._measure(self.original, relative_to=None)
@@ -306,6 +312,7 @@ class _Run:
         self.meta.set_user_attr("extra_metrics", self._extra_metrics(self.original))
         self.meta.set_user_attr("targets", targets)
         self.meta.set_user_attr("margin", margin)
+        self.meta.set_user_attr("machine", describe_machine())
         self.meta.set_user_attr("original", values)  # written last: its presence means "done"
         lines = [
             f"  {c.text}: original {format_value(values[c.key], c.unit)} -> bound {format_value(targets[c.key], c.unit)}"
@@ -313,6 +320,21 @@ class _Run:
         ]
         self.console.print("\n".join(lines) + f"\n  test top-1 {100 * accuracy:.2f} %"
                            + (f", latency noise {100 * noise:.1f} % (safety margin {100 * margin:.1f} %)" if noise else ""))
+
+    def _check_machine(self, started: Mapping[str, Any] | None) -> None:
+        """Warn, now and in the summary, when a run with a measured budget resumes on another CPU
+        than the one it started on: its candidates were timed there, and latency ratios differ
+        between CPUs. The re-check and verification time the result on this machine."""
+        here = describe_machine()
+        if not self.noisy or started is None or (started["cpu"], started["avx512"]) == (here["cpu"], here["avx512"]):
+            return
+        text = (f"This run started on another CPU ({machine_text(started)}) than it resumes on "
+                f"({machine_text(here)}): latency ratios differ between CPUs, so what the earlier steps timed "
+                "may not hold here. The re-check and verification time the result on this machine.")
+        self.console.print(f"[bold yellow]warning[/]: {text}", soft_wrap=True)
+        kept = list(self.meta.user_attrs.get("warnings", []))
+        if text not in kept:
+            self.meta.set_user_attr("warnings", [*kept, text])
 
     def _floor_network(self) -> nn.Module:
         """The most compressed network the search allows: every dimension at its largest value."""
@@ -1049,6 +1071,8 @@ class _Run:
             "advice": infeasible_advice(rows, repairs, repairs_allowed=cfg.repairs, min_margin=cfg.min_margin),
             "model": cfg.model,
             "dataset": cfg.dataset,
+            "machine": {**describe_machine(), "backend": cfg.backend, "threads": cfg.threads,
+                        "batch_size": cfg.batch_size},
         }
         final_dir.mkdir(parents=True, exist_ok=True)
         if feasible:
