@@ -1240,7 +1240,7 @@ def test_a_run_resumed_on_its_own_cpu_or_without_a_measured_budget_does_not_warn
         if resumed_on is not None:
             monkeypatch.setattr(run_module, "describe_machine", lambda: other)
         summary = netbudget.resume(run_dir, progress=False).summary
-        assert summary["evaluations"] >= 2
+        assert summary["evaluations"] >= 1, budget  # the run finished
         if resumed_on is not None:
             assert summary["machine"]["cpu"] == "Other CPU 1"  # recorded, without a warning
         assert not [w for w in summary["warnings"] if "another CPU" in w], budget
