@@ -756,14 +756,52 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
 def _paired(rows: list[dict], method: str, base: str = "uniform") -> tuple[float, float, int]:
     """Mean and sd of ``method`` - ``base`` in final top-1 (points) over the seeds both ran on the
     same base network and machine, and how many."""
+    diffs = _diffs(rows, method, base)
+    if not diffs:
+        return math.nan, math.nan, 0
+    return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan, len(diffs)
+
+
+def _diffs(rows: list[dict], method: str, base: str) -> list[float]:
+    """``method`` - ``base`` in final top-1 (points), one per seed both ran on the same base
+    network and machine."""
     def key(r: dict) -> tuple:
         return r["seed"], r.get("base_top1"), r.get("machine", EARLIER)
 
     by_seed = {key(r): r["final_top1"] for r in rows if r["method"] == base}
-    diffs = [100 * (r["final_top1"] - by_seed[key(r)]) for r in rows if r["method"] == method and key(r) in by_seed]
-    if not diffs:
-        return math.nan, math.nan, 0
-    return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan, len(diffs)
+    return [100 * (r["final_top1"] - by_seed[key(r)]) for r in rows if r["method"] == method and key(r) in by_seed]
+
+
+def _cooling_lines(results: dict[str, Any], labels: dict[str, str], suffix: str, title: str) -> list[str]:
+    """Cooling against one step: every cell with a measured budget that ran both
+    ``exponential<suffix>`` and ``one-step<suffix>``, their paired difference, in how many seeds
+    one step led, each against ``uniform<suffix>``, and the differences pooled over all paired
+    seeds (computed budgets are left out: there ``cooling='auto'`` takes one step already)."""
+    exponential, one_step, uniform = (f"{m}{suffix}" for m in ("exponential", "one-step", "uniform"))
+    head = ["", f"## Cooling or one step ({title})", "",
+            ("| network | cell | paired seeds | one-step minus exponential (pt) | one step ahead | "
+             "exponential minus uniform | one-step minus uniform |"),
+            "|---|---|---:|---:|---:|---:|---:|"]
+    lines, pooled, cells_ahead = [], [], 0
+    for network, cell in sorted({(r["network"], _where(r, labels)) for r in results["rows"] if not _computed(r["cell"])}):
+        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
+        diffs = _diffs(rows, one_step, exponential)
+        if not diffs:
+            continue
+        pooled += diffs
+        cells_ahead += float(np.mean(diffs)) > 0
+        versus = [_paired_text(*_paired(rows, m, base=uniform)) for m in (exponential, one_step)]
+        lines.append(f"| {network} | {cell} | {len(diffs)} | {_paired_text(*_paired(rows, one_step, exponential))} | "
+                     f"{sum(d > 0 for d in diffs)} of {len(diffs)} | {versus[0]} | {versus[1]} |")
+    if not pooled:
+        return []
+    n, cells = len(pooled), len(lines)
+    sd = float(np.std(pooled, ddof=1)) if n > 1 else math.nan
+    spread = f" +- {sd:.2f} (standard error {sd / math.sqrt(n):.2f})" if n > 1 else ""
+    return [*head, *lines, "",
+            (f"Pooled over {n} paired seeds in {cells} cell(s): one-step minus exponential = "
+             f"{float(np.mean(pooled)):+.2f}{spread} pt; one step ahead in {sum(d > 0 for d in pooled)} of {n} seeds "
+             f"and in {cells_ahead} of {cells} cells (seeds pair only within a cell).")]
 
 
 def _paired_text(diff: float, sd: float, n: int) -> str:
@@ -1077,6 +1115,8 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 lines.append(_headroom_line(head, "exponential-split", mean["exponential-split"]))
         if {"one-step-channels", "uniform-channels"} & set(mean):
             lines += _channels_lines(rows, mean, head_channels)
+    lines += _cooling_lines(results, labels, "-thin", "the current settings: the `-thin` rows")
+    lines += _cooling_lines(results, labels, "", "the first rows of each cell: the pipeline's settings when the cell first ran")
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               ("Draws: `mix` = random starts mixed towards the most compressed corner until feasible; `split` = one "
                "kind of operator at a time (channels, then the weights, or the other way round)."), "",

@@ -179,6 +179,25 @@ def test_floor_path_rows_have_their_own_goal_line_and_are_no_rivals_of_the_searc
             "pt over 3; minus the floor at once +0.50 +- 0.00 pt over 2; feasible 2/3 runs (MISSED).") in text
 
 
+def test_cooling_and_one_step_are_compared_per_cell_and_pooled_over_paired_seeds(ablation, tmp_path) -> None:
+    rows = [_row("exponential-thin", s, 0.880 + 0.002 * s) for s in range(3)]
+    rows += [_row("one-step-thin", s, top1) for s, top1 in enumerate((0.885, 0.880, 0.890))]
+    rows += [_row("uniform-thin", s, 0.880) for s in range(3)]
+    rows += [{**_row(m, s, top1), "cell": "lat50-small"}
+             for m, s, top1 in (("exponential-thin", 0, 0.90), ("exponential-thin", 1, 0.90),
+                                ("one-step-thin", 0, 0.899), ("one-step-thin", 1, 0.898), ("one-step-thin", 2, 0.95))]
+    # a cell of computed budgets (cooling='auto' takes one step there) stays out of the comparison
+    rows += [{**_row(m, 0, top1), "cell": "size05"} for m, top1 in (("exponential", 0.80), ("one-step", 0.95))]
+    results = {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [], "proxy": []}
+    text = _markdown(ablation, tmp_path, results)
+    assert ("| vgg | lat40-small | 3 | +0.30 +- 0.44 | 2 of 3 | +0.20 +- 0.20 | +0.50 +- 0.50 |\n"
+            "| vgg | lat50-small | 2 | -0.15 +- 0.07 | 0 of 2 |  |  |\n\n"  # seed 2 has no exponential row to pair
+            "Pooled over 5 paired seeds in 2 cell(s): one-step minus exponential = +0.12 +- 0.40 (standard error "
+            "0.18) pt; one step ahead in 2 of 5 seeds and in 1 of 2 cells (seeds pair only within a cell).") in text
+    assert "## Cooling or one step (the current settings: the `-thin` rows)" in text
+    assert "size05" not in text.split("## Cooling or one step")[1] and text.count("## Cooling or one step") == 1
+
+
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
