@@ -66,8 +66,9 @@ class LatencyConfig:
 def describe_machine() -> dict[str, Any]:
     """The machine latency is measured on: ``cpu`` (the CPU's model name), ``avx512`` (its
     AVX-512 flags as ``/proc/cpuinfo`` names them, sorted; empty without) and ``cpus``
-    (logical CPUs). Latency ratios differ between CPUs (vgg's most compressed network: 0.32x of dense on one, 0.45x on one
-    with AVX-512 FP16), so a measured budget holds on the machine that measured it."""
+    (logical CPUs). Latency ratios differ between CPUs (vgg's most compressed network: 0.32x
+    of dense on one, 0.45x on one with AVX-512 FP16), so a measured budget holds on the
+    machine that measured it."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     lines = info.splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
