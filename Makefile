@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.netbudget-installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-fast data install clean benchmarks
+.PHONY: demo test test-fast data install clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
