@@ -756,7 +756,11 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
 def _paired(rows: list[dict], method: str, base: str = "uniform") -> tuple[float, float, int]:
     """Mean and sd of ``method`` - ``base`` in final top-1 (points) over the seeds both ran on the
     same base network and machine, and how many."""
-    diffs = _diffs(rows, method, base)
+    return _spread(_diffs(rows, method, base))
+
+
+def _spread(diffs: list[float]) -> tuple[float, float, int]:
+    """Mean and sd (nan under two) of paired differences, and how many."""
     if not diffs:
         return math.nan, math.nan, 0
     return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan, len(diffs)
@@ -791,16 +795,16 @@ def _cooling_lines(results: dict[str, Any], labels: dict[str, str], suffix: str,
         pooled += diffs
         cells_ahead += float(np.mean(diffs)) > 0
         versus = [_paired_text(*_paired(rows, m, base=uniform)) for m in (exponential, one_step)]
-        lines.append(f"| {network} | {cell} | {len(diffs)} | {_paired_text(*_paired(rows, one_step, exponential))} | "
+        lines.append(f"| {network} | {cell} | {len(diffs)} | {_paired_text(*_spread(diffs))} | "
                      f"{sum(d > 0 for d in diffs)} of {len(diffs)} | {versus[0]} | {versus[1]} |")
     if not pooled:
         return []
-    n, cells = len(pooled), len(lines)
-    sd = float(np.std(pooled, ddof=1)) if n > 1 else math.nan
+    mean, sd, n = _spread(pooled)
+    cells = len(lines)
     spread = f" +- {sd:.2f} (standard error {sd / math.sqrt(n):.2f})" if n > 1 else ""
     return [*head, *lines, "",
             (f"Pooled over {n} paired seeds in {cells} cell(s): one-step minus exponential = "
-             f"{float(np.mean(pooled)):+.2f}{spread} pt; one step ahead in {sum(d > 0 for d in pooled)} of {n} seeds "
+             f"{mean:+.2f}{spread} pt; one step ahead in {sum(d > 0 for d in pooled)} of {n} seeds "
              f"and in {cells_ahead} of {cells} cells (seeds pair only within a cell).")]
 
 

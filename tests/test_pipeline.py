@@ -1188,11 +1188,13 @@ def test_a_run_killed_while_evaluating_a_split_seed_evaluates_each_seed_once_aft
     assert result.feasible and result.summary["steps"][0]["evaluated"] == 4
 
 
-def test_a_run_resumed_on_another_cpu_warns_and_records_where_it_was_verified(
-    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+OTHER_CPU = {"cpu": "Other CPU 1", "avx512": [], "cpus": 8}
+
+
+def _killed_at_the_first_score(monkeypatch: pytest.MonkeyPatch, run_dir: Path, weights: Path, budget: str) -> None:
+    """Start a quick run under ``budget`` and kill it (KeyboardInterrupt) in its first scored
+    candidate, after the original network's measurements were stored; scoring works again after."""
     import netbudget.pipeline.run as run_module
-    from netbudget.metrics import describe_machine
 
     real = run_module.score
 
@@ -1200,21 +1202,29 @@ def test_a_run_resumed_on_another_cpu_warns_and_records_where_it_was_verified(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_module, "score", dies)
-    run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        _quick_run(run_dir, digits_weights, ["latency <= 0.9x"], trials=2, remeasurements=4, moments=2)
+        _quick_run(run_dir, weights, [budget], trials=2, remeasurements=4, moments=2)
+    monkeypatch.setattr(run_module, "score", real)
+
+
+def test_a_run_resumed_on_another_cpu_warns_and_records_where_it_was_verified(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import netbudget.pipeline.run as run_module
+    from netbudget.metrics import describe_machine
+
+    run_dir = tmp_path / "run"
+    _killed_at_the_first_score(monkeypatch, run_dir, digits_weights, "latency <= 0.9x")
     meta = optuna.load_study(study_name="run", storage=f"sqlite:///{run_dir / 'study.db'}").user_attrs
     assert meta["machine"] == describe_machine()  # recorded with the original network's measurements
-    monkeypatch.setattr(run_module, "score", real)
-    other = {"cpu": "Other CPU 1", "avx512": [], "cpus": 8}
-    monkeypatch.setattr(run_module, "describe_machine", lambda: other)
+    monkeypatch.setattr(run_module, "describe_machine", lambda: OTHER_CPU)
     result = netbudget.resume(run_dir, progress=False)
-    here = f"({other['cpu']}, no AVX-512, 8 CPUs)"
+    here = f"({OTHER_CPU['cpu']}, no AVX-512, 8 CPUs)"
     assert [w for w in result.summary["warnings"] if "another CPU" in w] == [(
         f"This run started on another CPU ({run_module.machine_text(meta['machine'])}) than it resumes on {here}: "
         "latency ratios differ between CPUs, so what the earlier steps timed may not hold here. The re-check and "
         "verification time the result on this machine.")]
-    assert result.summary["machine"] == {**other, "backend": "onnxruntime", "threads": 1, "batch_size": 1}
+    assert result.summary["machine"] == {**OTHER_CPU, "backend": "onnxruntime", "threads": 1, "batch_size": 1}
     report = (run_dir / "report" / "report.md").read_text()
     assert "Measured on Other CPU 1, no AVX-512, 8 CPUs; latency on onnxruntime, 1 thread(s), batch 1." in report
     assert "**Warning**: This run started on another CPU" in report
@@ -1225,20 +1235,11 @@ def test_a_run_resumed_on_its_own_cpu_or_without_a_measured_budget_does_not_warn
 ) -> None:
     import netbudget.pipeline.run as run_module
 
-    real = run_module.score
-
-    def dies(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    other = {"cpu": "Other CPU 1", "avx512": [], "cpus": 8}
-    for budget, resumed_on in (("latency <= 0.9x", None), ("macs <= 0.9x", other)):  # macs: nothing timed
-        monkeypatch.setattr(run_module, "score", dies)
+    for budget, resumed_on in (("latency <= 0.9x", None), ("macs <= 0.9x", OTHER_CPU)):  # macs: nothing timed
         run_dir = tmp_path / budget.split()[0]
-        with pytest.raises(KeyboardInterrupt):
-            _quick_run(run_dir, digits_weights, [budget], trials=2, remeasurements=4, moments=2)
-        monkeypatch.setattr(run_module, "score", real)
+        _killed_at_the_first_score(monkeypatch, run_dir, digits_weights, budget)
         if resumed_on is not None:
-            monkeypatch.setattr(run_module, "describe_machine", lambda: other)
+            monkeypatch.setattr(run_module, "describe_machine", lambda: OTHER_CPU)
         summary = netbudget.resume(run_dir, progress=False).summary
         assert summary["evaluations"] >= 1, budget  # the run finished
         if resumed_on is not None:
