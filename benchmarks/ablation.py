@@ -983,6 +983,91 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     return uniform, exponential
 
 
+# a cell's current default and the simple answer it is judged against, newest settings first: the
+# scoreboard takes the first pair the cell ran (suffix: the settings its rivals share)
+DEFAULTS = (("exponential-floor-thin", "uniform-thin", "-thin"), ("exponential-thin", "uniform-thin", "-thin"),
+            ("exponential-split", "uniform", ""), ("exponential-repair", "uniform-repair", "-repair"),
+            ("exponential-moments", "uniform-moments", "-moments"),
+            ("exponential-recheck", "uniform-recheck", "-recheck"), ("exponential", "uniform", ""))
+# in a cell of computed budgets (`cooling='auto'` = one step since session 11; channels + prune +
+# bits for a size budget since session 14)
+COMPUTED_DEFAULTS = (("one-step-channels", "uniform-channels", "-channels"), ("one-step", "uniform", ""))
+
+
+def _scoreboard_row(network: str, cell: str, rows: list[dict],
+                    heads: list[dict]) -> tuple[list[str], list[str]] | None:
+    """One scoreboard row: the cell's current default (``DEFAULTS``) against its uniform rows,
+    its headroom, the methods run with the same settings, and re-measurement, with the verdict of
+    each of the issue's four goals (met, MISSED, n/a, not run) apart; None when the cell ran no
+    default with its uniform rows."""
+    have = {r["method"] for r in rows}
+    pairs = COMPUTED_DEFAULTS if _computed(cell) else DEFAULTS
+    found = next(((d, u, s) for d, u, s in pairs if {d, u} <= have), None)
+    if found is None:
+        return None
+    default, uniform, suffix = found
+    diffs = _diffs(rows, default, uniform)
+    mean, sd, n = _spread(diffs)
+    mine = [r for r in rows if r["method"] == default]
+    top1 = 100 * float(np.mean([r["final_top1"] for r in mine]))
+    head = next((h for h in heads if _head_operators(h) == _headroom_operators(h["cell"])), None)
+    if suffix == "-channels":  # judged by a study over the same three operators
+        head = next((h for h in heads if h is not head and len(_head_operators(h)) == 3), None)
+    if head is None:
+        room_text, room_goal = "not run", "not run"
+    else:
+        room = 100 * (head["oracle_best_top1"] - head["uniform_top1"])
+        captured = top1 - 100 * head["uniform_top1"]
+        room_text = f"{room:.2f} pt, {captured:+.2f} captured ({head['n']} configurations)"
+        room_goal = "n/a (under 1 pt)" if room < 1 else "met" if captured >= room / 2 else "MISSED"
+
+    def shares(method: str) -> bool:  # run with the default's settings
+        return (method.endswith(suffix) if suffix else not method.endswith(RERUNS)) and method not in (default, uniform)
+
+    rivals = {m: _paired(rows, m, base=default) for m in sorted(have) if shares(m)}
+    first = ""
+    if not rivals and suffix and "exponential" in have:  # only the cell's first rows ran rivals: theirs
+        first = " (first settings)"
+        rivals = {m: _paired(rows, m, base="exponential") for m in sorted(have)
+                  if not m.endswith(RERUNS) and m not in ("exponential", "uniform")}
+    ahead = [f"{m} {_paired_text(d, s, k)} ({k})" for m, (d, s, k) in rivals.items() if k and d > 0]
+    rival_goal = "not run" if not rivals else ("MISSED" if ahead else "met") + first
+    runs = [r for r in rows if r["method"] in (default, uniform) or shares(r["method"])]
+    verified = sum(r["feasible"] for r in runs)
+    goals = ["met" if mean >= 0 else "MISSED", room_goal, rival_goal, "met" if verified == len(runs) else "MISSED"]
+    return [network, cell, f"`{default}`", f"{top1:.2f} %", f"{_paired_text(mean, sd, n)} ({n})",
+            f"{sum(d > 0 for d in diffs)} of {n}", room_text,
+            (", ".join(ahead) or (f"none of {len(rivals)}" if rivals else "not run")) + first,
+            f"{verified}/{len(runs)}", " / ".join(goals)], goals
+
+
+def _scoreboard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """The issue's four goals per (network, cell), one row each, judged on the cell's current
+    default: at or above uniform (paired mean), at least half the headroom where it is >= 1 pt,
+    at or above every method run with the same settings, every such run verified."""
+    table, met = [], 0
+    for network, cell in sorted({(r["network"], _where(r, labels)) for r in results["rows"]}):
+        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
+        heads = [h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell]
+        found = _scoreboard_row(network, cell, rows, heads)
+        if found is not None:
+            table.append("| " + " | ".join(found[0]) + " |")
+            met += not any(goal.startswith("MISSED") for goal in found[1])
+    if not table:
+        return []
+    return ["## Scoreboard: the goals per cell, judged on the cell's current default", "",
+            ("The default is the newest settings a cell ran (`-floor-thin`, `-thin`, ...; in a cell of computed "
+             "budgets `one-step`, with channels where it ran them) against the uniform rows of the same settings; "
+             "rivals and re-measurement count the runs with those settings (rivals: the cell's first rows where "
+             "only they ran other methods). Goals: default >= uniform (paired "
+             "mean) / half the headroom captured where it is >= 1 pt / no rival ahead (paired mean) / every run "
+             "verified. Differences in points, paired by seed: mean +- sd (seeds)."), "",
+            ("| network | cell | default | final top-1 | minus uniform (pt) | ahead in | headroom, captured | "
+             "rivals ahead (pt) | verified | goals |"),
+            "|---|---|---|---:|---:|---:|---|---|---:|---|", *table, "",
+            f"{met} of {len(table)} cells meet every goal they were run against.", ""]
+
+
 def _machine_labels(results: dict[str, Any]) -> dict[str, str]:
     """Fingerprint -> "A", "B", ... in order of appearance; "A" is the earlier machine."""
     labels = {EARLIER: "A"}
@@ -1011,6 +1096,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                    "nor paired with A's):"), ""]
         lines += [f"* {label}: {'the machine of sessions 1-8' if fp == EARLIER else fp}" for fp, label in labels.items()]
         lines.append("")
+    lines += _scoreboard_lines(results, labels)
     lines += [f"Note: {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
     lines += ["## Dense networks", "", "| network | machine | test top-1 | latency (ms / batch) | spread (CV) |",
               "|---|---|---:|---:|---:|"]

@@ -198,6 +198,46 @@ def test_cooling_and_one_step_are_compared_per_cell_and_pooled_over_paired_seeds
     assert "size05" not in text.split("## Cooling or one step")[1] and text.count("## Cooling or one step") == 1
 
 
+def test_the_scoreboard_judges_each_cell_on_its_current_default_and_counts_the_cells_meeting_every_goal(
+        ablation, tmp_path) -> None:
+    # a cell re-run with a later pipeline (-recheck) whose other methods ran only with its first rows
+    rows = [_row("exponential", s, 0.90 + 0.01 * s) for s in range(3)]
+    rows += [_row("uniform", s, 0.89 + 0.01 * s) for s in range(3)] + [_row("tpe", s, 0.91 + 0.01 * s) for s in range(3)]
+    rows += [_row("exponential-recheck", s, top1) for s, top1 in enumerate((0.93, 0.95))]
+    rows += [_row("uniform-recheck", s, 0.92) for s in range(2)]
+    # a cell at the floor: the floor path is the default, the search with the same settings its rival
+    at_floor = [("exponential-floor-thin", 0.90, 0.90, 0.90), ("uniform-thin", 0.90, 0.89, 0.90),
+                ("exponential-thin", 0.88, 0.88, 0.88)]
+    rows += [{**_row(m, s, top1), "cell": "lat50-small"} for m, *top1s in at_floor for s, top1 in enumerate(top1s)]
+    rows[-1]["feasible"] = False
+    # a cell of computed budgets: one step with channels against uniform with channels
+    rows += [{**_row(m, s, top1), "cell": "size05"} for m, top1 in (("one-step-channels", 0.93), ("uniform-channels", 0.92),
+                                                                     ("one-step", 0.95), ("uniform", 0.80)) for s in range(2)]
+    rows += [{**_row("one-step", 0, 0.9), "network": "resnet20"}]  # no default with its uniform rows: no row
+    heads = [{"network": "vgg", "cell": "lat40-small", "uniform_top1": 0.92, "oracle_best_top1": 0.925,
+              "oracle_mean_top1": 0.92, "n": 7},
+             {"network": "vgg", "cell": "lat50-small", "uniform_top1": 0.88, "oracle_best_top1": 0.90,
+              "oracle_mean_top1": 0.89, "n": 21},
+             {"network": "vgg", "cell": "size05", "uniform_top1": 0.80, "oracle_best_top1": 0.85, "oracle_mean_top1": 0.82,
+              "n": 9},
+             {"network": "vgg", "cell": "size05", "uniform_top1": 0.90, "oracle_best_top1": 0.92, "oracle_mean_top1": 0.91,
+              "n": 7, "operators": ["channels", "prune", "bits"]}]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": heads, "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    assert ("| vgg | lat40-small | `exponential-recheck` | 94.00 % | +2.00 +- 1.41 (2) | 2 of 2 | 0.50 pt, +2.00 "
+            "captured (7 configurations) | tpe +1.00 +- 0.00 (3) (first settings) | 4/4 | met / n/a (under 1 pt) / "
+            "MISSED (first settings) / met |") in board
+    assert ("| vgg | lat50-small | `exponential-floor-thin` | 90.00 % | +0.33 +- 0.58 (3) | 1 of 3 | 2.00 pt, +2.00 "
+            "captured (21 configurations) | none of 1 | 8/9 | met / met / met / MISSED |") in board
+    # judged by the headroom study over the same three operators, not by the plain one
+    assert ("| vgg | size05 | `one-step-channels` | 93.00 % | +1.00 +- 0.00 (2) | 2 of 2 | 2.00 pt, +3.00 captured "
+            "(7 configurations) | not run | 4/4 | met / met / not run / met |") in board
+    assert "resnet20" not in board
+    assert "1 of 3 cells meet every goal they were run against." in board
+    assert text.index("## Scoreboard") < text.index("## Dense networks")
+
+
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
