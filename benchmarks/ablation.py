@@ -983,6 +983,21 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     return uniform, exponential
 
 
+def _by_cell(entries: list[dict], labels: dict[str, str]) -> dict[tuple[str, str], list[dict]]:
+    """``entries`` (rows or headroom studies) grouped by (network, cell tagged with its machine)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for entry in entries:
+        groups.setdefault((entry["network"], _where(entry, labels)), []).append(entry)
+    return groups
+
+
+def _studies(heads: list[dict]) -> tuple[dict | None, dict | None]:
+    """A cell's headroom study over its default operators (which judges its rows) and one over
+    all three operators beside it (which judges its channel rows); None where it has none."""
+    head = next((h for h in heads if _head_operators(h) == _headroom_operators(h["cell"])), None)
+    return head, next((h for h in heads if h is not head and len(_head_operators(h)) == 3), None)
+
+
 # a cell's current default and the simple answer it is judged against, newest settings first: the
 # scoreboard takes the first pair the cell ran (suffix: the settings its rivals share)
 DEFAULTS = (("exponential-floor-thin", "uniform-thin", "-thin"), ("exponential-thin", "uniform-thin", "-thin"),
@@ -1010,9 +1025,9 @@ def _scoreboard_row(network: str, cell: str, rows: list[dict],
     mean, sd, n = _spread(diffs)
     mine = [r for r in rows if r["method"] == default]
     top1 = 100 * float(np.mean([r["final_top1"] for r in mine]))
-    head = next((h for h in heads if _head_operators(h) == _headroom_operators(h["cell"])), None)
+    head, head_channels = _studies(heads)
     if suffix == "-channels":  # judged by a study over the same three operators
-        head = next((h for h in heads if h is not head and len(_head_operators(h)) == 3), None)
+        head = head_channels
     if head is None:
         room_text, room_goal = "not run", "not run"
     else:
@@ -1046,10 +1061,9 @@ def _scoreboard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[s
     default: at or above uniform (paired mean), at least half the headroom where it is >= 1 pt,
     at or above every method run with the same settings, every such run verified."""
     table, met = [], 0
-    for network, cell in sorted({(r["network"], _where(r, labels)) for r in results["rows"]}):
-        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
-        heads = [h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell]
-        found = _scoreboard_row(network, cell, rows, heads)
+    heads = _by_cell(results["headroom"], labels)
+    for (network, cell), rows in sorted(_by_cell(results["rows"], labels).items()):
+        found = _scoreboard_row(network, cell, rows, heads.get((network, cell), []))
         if found is not None:
             table.append("| " + " | ".join(found[0]) + " |")
             met += not any(goal.startswith("MISSED") for goal in found[1])
@@ -1107,10 +1121,10 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
               ("| network | cell | method | seeds | final top-1 | vs uniform (pt) | vs exponential (pt) | feasible | "
                "evaluations | seconds |"),
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    keys = sorted({(r["network"], _where(r, labels)) for r in results["rows"]})
+    cells = sorted(_by_cell(results["rows"], labels).items())
+    headrooms = _by_cell(results["headroom"], labels)
     plot: list[tuple[str, float, float]] = []
-    for network, cell in keys:
-        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
+    for (network, cell), rows in cells:
         for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
             mine = [r for r in rows if r["method"] == method]
             uniform, exponential = _bases(rows, method)
@@ -1127,14 +1141,10 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     for u in results.get("unreachable", []):
         lines.append(f"| {u['network']} | {_where(u, labels)} | (unreachable) | | | | | | | |")
     lines += ["", "## Goals (netbudget's default = `exponential`)", ""]
-    for network, cell in keys:
-        rows = [r for r in results["rows"] if r["network"] == network and _where(r, labels) == cell]
+    for (network, cell), rows in cells:
         mean = {m: 100 * float(np.mean([r["final_top1"] for r in rows if r["method"] == m]))
                 for m in METHODS if any(r["method"] == m for r in rows)}
-        heads = [h for h in results["headroom"] if h["network"] == network and _where(h, labels) == cell]
-        # the study over the cell's default operators judges its rows; one over all three, the channel rows
-        head = next((h for h in heads if _head_operators(h) == _headroom_operators(h["cell"])), None)
-        head_channels = next((h for h in heads if h is not head and len(_head_operators(h)) == 3), None)
+        head, head_channels = _studies(headrooms.get((network, cell), []))
         if "exponential" not in mean or "uniform" not in mean:
             if _computed(cell) and {"one-step", "uniform"} <= set(mean):  # a size cell run without exponential
                 lines.append(f"* {network} / {cell}:")
