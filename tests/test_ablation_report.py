@@ -123,8 +123,10 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
             "variant(s) over 6 runs, 0 run(s) repaired): exponential - uniform = +1.00 pt over 1 paired seeds (met); "
             "minus the -repair rows: exponential +0.50 +- 0.00 pt over 2, uniform -0.50 pt over 1; feasible 6/6 runs (met).") in text
     assert ("  Headroom above the (one-shot) uniform configuration 1.50 pt (7 configurations); exponential-thin's mean "
-            "is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
-    assert "exponential-repair's mean is +1.00 pt from it (met" in text
+            "is +1.50 pt from it and +1.00 pt from the uniform runs over 1 paired seeds"
+            " (met: at least half where the headroom is >= 1 pt, above the uniform runs too, or its best reached).") in text
+    # +1.00 above the one-shot uniform configuration, but only +0.50 above its uniform runs
+    assert "exponential-repair's mean is +1.00 pt from it and +0.50 pt from the uniform runs over 2 paired seeds (MISSED" in text
     assert ("| vgg | lat50 @B | channels | mix | 7 | 91.50 % | 93.00 % |" in text
             and "| vgg | lat50 | channels | mix | 7 | 90.00 % | 90.50 % |" in text)
     # on machine A the retrained row stands alone: no pair with seed 0's uniform row of the older base
@@ -156,7 +158,8 @@ def test_a_cell_run_only_with_the_current_defaults_is_judged_among_its_own_rows(
     assert ("  Methods ahead of exponential-thin (paired): reference-thin (+1.00 pt over 1) (MISSED); behind it "
             "(pt): one-step-thin -1.00 +- 0.71.") in text
     assert ("  Headroom above the (one-shot) uniform configuration 2.00 pt (7 configurations); exponential-thin's "
-            "mean is +1.50 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+            "mean is +1.50 pt from it and +1.50 pt from the uniform runs over 2 paired seeds"
+            " (met: at least half where the headroom is >= 1 pt, above the uniform runs too, or its best reached).") in text
 
 
 def test_floor_path_rows_have_their_own_goal_line_and_are_no_rivals_of_the_searching_rows(ablation, tmp_path) -> None:
@@ -216,7 +219,7 @@ def test_the_scoreboard_judges_each_cell_on_its_current_default_and_counts_the_c
     rows += [{**_row("one-step", 0, 0.9), "network": "resnet20"}]  # no default with its uniform rows: no row
     heads = [{"network": "vgg", "cell": "lat40-small", "uniform_top1": 0.92, "oracle_best_top1": 0.925,
               "oracle_mean_top1": 0.92, "n": 7},
-             {"network": "vgg", "cell": "lat50-small", "uniform_top1": 0.88, "oracle_best_top1": 0.90,
+             {"network": "vgg", "cell": "lat50-small", "uniform_top1": 0.88, "oracle_best_top1": 0.905,
               "oracle_mean_top1": 0.89, "n": 21},
              {"network": "vgg", "cell": "size05", "uniform_top1": 0.80, "oracle_best_top1": 0.85, "oracle_mean_top1": 0.82,
               "n": 9},
@@ -226,16 +229,30 @@ def test_the_scoreboard_judges_each_cell_on_its_current_default_and_counts_the_c
                                           "proxy": []})
     board = text.split("## Scoreboard")[1].split("\n## ")[0]
     assert ("| vgg | lat40-small | `exponential-recheck` | 94.00 % | +2.00 +- 1.41 (2) | 2 of 2 | 0.50 pt, +2.00 "
-            "captured (7 configurations) | tpe +1.00 +- 0.00 (3) (first settings) | 4/4 | met / n/a (under 1 pt) / "
-            "MISSED (first settings) / met |") in board
-    assert ("| vgg | lat50-small | `exponential-floor-thin` | 90.00 % | +0.33 +- 0.58 (3) | 1 of 3 | 2.00 pt, +2.00 "
-            "captured (21 configurations) | none of 1 | 8/9 | met / met / met / MISSED |") in board
+            "captured, +2.00 over the uniform runs, at or above its best (7 configurations) | tpe +1.00 +- 0.00 (3) (first settings) | "
+            "4/4 | met / n/a (under 1 pt) / MISSED (first settings) / met |") in board
+    # +2.00 above the study's one-shot uniform configuration but only +0.33 above the uniform runs, and
+    # under the study's best: missed
+    assert ("| vgg | lat50-small | `exponential-floor-thin` | 90.00 % | +0.33 +- 0.58 (3) | 1 of 3 | 2.50 pt, +2.00 "
+            "captured, +0.33 over the uniform runs (21 configurations) | none of 1 | 8/9 | met / MISSED / met / "
+            "MISSED |") in board
     # judged by the headroom study over the same three operators, not by the plain one
-    assert ("| vgg | size05 | `one-step-channels` | 93.00 % | +1.00 +- 0.00 (2) | 2 of 2 | 2.00 pt, +3.00 captured "
-            "(7 configurations) | not run | 4/4 | met / met / not run / met |") in board
+    assert ("| vgg | size05 | `one-step-channels` | 93.00 % | +1.00 +- 0.00 (2) | 2 of 2 | 2.00 pt, +3.00 captured, "
+            "+1.00 over the uniform runs, at or above its best (7 configurations) | not run | 4/4 | met / met / not run / met |") in board
     assert "resnet20" not in board
     assert "1 of 3 cells meet every goal they were run against." in board
     assert text.index("## Scoreboard") < text.index("## Dense networks")
+
+
+def test_a_scoreboard_cell_whose_default_and_uniform_share_no_seed_is_not_judged_on_the_first_goal(
+        ablation, tmp_path) -> None:
+    rows = [_row("exponential", 0, 0.90), _row("exponential", 1, 0.91), _row("uniform", 2, 0.95)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    assert ("| vgg | lat40-small | `exponential` | 90.50 % | none (0) | 0 of 0 | not run | not run | 3/3 | "
+            "not run (no paired seed) / not run / not run / met |") in board
+    assert "1 of 1 cells meet every goal they were run against." in board
 
 
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
@@ -348,7 +365,7 @@ def test_split_seed_rows_are_judged_against_uniform_and_exponential_without_them
                                   "headroom": [{**head, "construction": "split"}]})
     text = out.with_suffix(".md").read_text()
     assert ("Headroom above the (one-shot) uniform configuration 4.00 pt (7 configurations); exponential-split's "
-            "mean is +7.00 pt from it (met") in text
+            "mean is +7.00 pt from it and +3.00 pt from the uniform runs over 3 paired seeds (met") in text
     assert ("With split seeds (the default since session 12): exponential-split - uniform = +3.00 +- 1.00 pt over 3 "
             "paired seeds (met); minus exponential without them = +1.50 +- 0.71 pt over 2; feasible 2/3 runs "
             "(MISSED).") in text
@@ -367,7 +384,7 @@ def test_a_cell_of_computed_budgets_is_judged_with_one_step_as_the_default(ablat
     assert ("Default for computed budgets (`cooling='auto'` = one-step, since session 11): one-step - uniform = "
             "+4.00 +- 0.00 pt over 3 paired seeds (met); minus exponential = +2.00 +- 1.00 pt over 3; methods ahead "
             "of it (paired): none (met).") in text
-    assert "one-step's mean is +4.00 pt from it (met: at least half where the headroom is >= 1 pt)" in text
+    assert "one-step's mean is +4.00 pt from it and +4.00 pt from the uniform runs over 3 paired seeds (met: at least" in text
     assert text.count("Default for computed budgets") == 1  # a latency cell keeps exponential as its default
     assert ablation._computed("size05 @B") and ablation._computed("size10-small") and not ablation._computed("two")
 
@@ -565,10 +582,12 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
     ablation.write_markdown(out, {**results, "machine": "test", "rows": rows, "cells": [], "dense": []})
     text = out.with_suffix(".md").read_text()
     assert ("  Headroom above the (one-shot) uniform configuration 1.00 pt (9 configurations); one-step's mean is "
-            "+1.00 pt from it (met: at least half where the headroom is >= 1 pt).") in text
+            "+1.00 pt from it and +1.00 pt from the uniform runs over 2 paired seeds"
+            " (met: at least half where the headroom is >= 1 pt, above the uniform runs too, or its best reached).") in text
     assert ("  Headroom over channels + prune + bits above the (one-shot) uniform configuration 2.00 pt "
-            "(7 configurations); one-step-channels's mean is +1.00 pt from it (met: at least half where the headroom "
-            "is >= 1 pt).") in text
+            "(7 configurations); one-step-channels's mean is +1.00 pt from it and +0.50 pt from the uniform runs "
+            "over 2 paired seeds"
+            " (MISSED: at least half where the headroom is >= 1 pt, above the uniform runs too, or its best reached).") in text
     assert ("exponential-channels minus exponential = n/a pt over 0, minus uniform = +4.50 +- 0.00 pt over 2, feasible 2/2; "
             "one-step-channels minus uniform-channels = +0.50 +- 0.00 pt over 2 (met); one-step-channels minus "
             "exponential-channels = -0.50 +- 0.00 pt over 2 (MISSED).") in text
@@ -604,10 +623,11 @@ def test_a_retimed_headroom_study_counts_the_configurations_a_run_could_keep_and
     none = ablation._retime_line(_retimed_head([0.39, 0.41]), "exponential", 88.34)
     assert "0/2 within the re-check's 0.384x; none a run could keep" in none
     # the goal line of the study carries it; a study never re-timed does not
-    assert ablation._headroom_line(_retimed_head([0.38, 0.41]), "exponential", 88.34).splitlines()[1] == \
+    over_runs = (0.5, 0.2, 3)  # its paired difference with the uniform runs
+    assert ablation._headroom_line(_retimed_head([0.38, 0.41]), "exponential", 88.34, over_runs).splitlines()[1] == \
         ablation._retime_line(_retimed_head([0.38, 0.41]), "exponential", 88.34)
     plain = {k: v for k, v in _retimed_head([0.38]).items() if k != "retimed"}
-    assert "\n" not in ablation._headroom_line(plain, "exponential", 88.34)
+    assert "\n" not in ablation._headroom_line(plain, "exponential", 88.34, over_runs)
 
 
 def test_retiming_a_headroom_study_measures_each_configuration_over_moments_and_resumes(ablation, tmp_path) -> None:
