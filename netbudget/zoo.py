@@ -308,7 +308,8 @@ def pretrained(
         name: zoo architecture.
         dataset: dataset name or path understood by ``netbudget.data.load_dataset``.
         width: channel multiplier.
-        seed: training seed (also the split seed).
+        seed: seeds the initial weights, the training and the split: the same seed gives the
+            same checkpoint whatever the process drew before.
         epochs: training epochs; default from ``netbudget.train.default_epochs``.
         progress: show a progress bar while training.
     """
@@ -317,13 +318,15 @@ def pretrained(
 
     epochs = default_epochs(dataset) if epochs is None else epochs
     data = load_dataset(dataset, seed=seed)
-    model = build_model(
-        name,
-        in_channels=data.input_shape[0],
-        num_classes=data.num_classes,
-        input_size=data.input_shape[-1],
-        width=width,
-    )
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights (fit then seeds its own shuffle)
+        torch.manual_seed(seed)
+        model = build_model(
+            name,
+            in_channels=data.input_shape[0],
+            num_classes=data.num_classes,
+            input_size=data.input_shape[-1],
+            width=width,
+        )
     path = checkpoint_path(name, dataset, width=width, seed=seed, epochs=epochs)
     if path.is_file():
         return load_weights(model, path).eval()
