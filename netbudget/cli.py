@@ -53,11 +53,9 @@ def train(
     lr: float = typer.Option(None, help="Peak learning rate \\[default: 0.05 sgd, 2e-3 adamw]."),
 ) -> None:
     """Train a zoo network and save its weights."""
-    import torch
-
     from netbudget.data import load_dataset
     from netbudget.train import FitConfig, default_epochs, evaluate, fit
-    from netbudget.zoo import build_model, save_checkpoint
+    from netbudget.zoo import build_for, save_checkpoint
 
     try:
         config = FitConfig(
@@ -68,14 +66,7 @@ def train(
             seed=seed,
         )
         data = load_dataset(dataset, seed=seed)
-        torch.manual_seed(seed)
-        net = build_model(
-            model,
-            in_channels=data.input_shape[0],
-            num_classes=data.num_classes,
-            input_size=data.input_shape[-1],
-            width=width,
-        )
+        net = build_for(model, data, width=width, seed=seed)
     except (NetbudgetError, KeyError) as error:
         raise _fail(error) from error
     console.print(
@@ -112,15 +103,12 @@ def measure(
     from netbudget.constraints import format_value
     from netbudget.data import load_dataset
     from netbudget.metrics import LatencyConfig, MeasureContext, measure_all
-    from netbudget.zoo import build_model, load_weights
+    from netbudget.zoo import build_for, load_weights
 
     try:
         config = LatencyConfig(backend=backend, threads=threads, batch_size=batch_size, repeats=repeats, warmup=warmup)
         data = load_dataset(dataset)
-        net = build_model(
-            model, in_channels=data.input_shape[0], num_classes=data.num_classes,
-            input_size=data.input_shape[-1], width=width,
-        )
+        net = build_for(model, data, width=width)
         if weights is not None:
             load_weights(net, weights)
     except (NetbudgetError, KeyError) as error:

@@ -32,14 +32,12 @@ def build_from_spec(
         InvalidArgumentError: the spec is malformed, cannot be imported, does not return a
             module, or the weights do not fit it.
     """
-    from netbudget.zoo import build_model, load_weights, pretrained
+    from netbudget.zoo import build_for, load_weights, pretrained
 
     if spec.startswith("zoo:"):
         if weights is None:
             return pretrained(spec, data.name, width=width, seed=seed)
-        model = build_model(spec, in_channels=data.input_shape[0], num_classes=data.num_classes,
-                            input_size=data.input_shape[-1], width=width)
-        return load_weights(model, weights)
+        return load_weights(build_for(spec, data, width=width), weights)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise InvalidArgumentError(f"Model spec {spec!r} must be 'zoo:NAME' or 'package.module:factory'.")

@@ -17,14 +17,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from netbudget.exceptions import InvalidArgumentError, UnknownNameError
 
+if TYPE_CHECKING:
+    from netbudget.data import Dataset
+
 __all__ = [
     "MODELS",
+    "build_for",
     "build_model",
     "cache_dir",
     "checkpoint_path",
@@ -293,6 +298,21 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def build_for(name: str, data: Dataset, *, width: float = 1.0, seed: int = 0) -> nn.Module:
+    """An untrained zoo network shaped for ``data`` (its input channels, size and classes), its
+    initial weights drawn from ``seed`` alone, the caller's random state left as it was: the
+    same seed gives the same network whatever the process drew before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(
+            name,
+            in_channels=data.input_shape[0],
+            num_classes=data.num_classes,
+            input_size=data.input_shape[-1],
+            width=width,
+        )
+
+
 def pretrained(
     name: str,
     dataset: str = "mnist5k",
@@ -318,15 +338,7 @@ def pretrained(
 
     epochs = default_epochs(dataset) if epochs is None else epochs
     data = load_dataset(dataset, seed=seed)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights (fit then seeds its own shuffle)
-        torch.manual_seed(seed)
-        model = build_model(
-            name,
-            in_channels=data.input_shape[0],
-            num_classes=data.num_classes,
-            input_size=data.input_shape[-1],
-            width=width,
-        )
+    model = build_for(name, data, width=width, seed=seed)
     path = checkpoint_path(name, dataset, width=width, seed=seed, epochs=epochs)
     if path.is_file():
         return load_weights(model, path).eval()

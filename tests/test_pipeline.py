@@ -312,7 +312,6 @@ def _completed(db: Path) -> dict[int, dict]:
     return out
 
 
-@pytest.mark.slow
 def _completed_count(db: Path) -> int:
     """How many trials of every step are complete, read-only: an Optuna storage opened on a
     database still being created writes its schema too, and the run's own insert of the
@@ -323,6 +322,7 @@ def _completed_count(db: Path) -> int:
             "WHERE studies.study_name LIKE 'step-%' AND trials.state = 'COMPLETE'").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_never_redoes_completed_trials(tmp_path: Path, digits_weights: Path) -> None:
     run_dir = tmp_path / "run"
     command = [
