@@ -87,7 +87,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-thin", "uniform-thin", "exponential-split", "one-step-channels", "uniform-channels",
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
            "reference-thin", "one-step-thin", "one-step-once-thin", "exponential-project-thin", "one-step-project-thin",
-           "exponential-floor-thin", "exponential-floor-once-thin"]
+           "exponential-floor-thin", "exponential-floor-once-thin", "exponential-bn-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -124,7 +124,10 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
               "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin",
               "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin",
-              "exponential-floor-once-thin"}
+              "exponential-floor-once-thin", "exponential-bn-thin"}
+# exponential-bn-thin (session 30): the -thin defaults with batch-norm re-estimation as the proxy
+# (`proxy="bn"`, a tenth of look-ahead-50's cost), the hypothesis from the proxy studies: on
+# resnet20 it ranked networks better than look-ahead-50 in 3 of 5 non-degenerate studies.
 # *-floor / *-floor-once (session 26, with -thin): a run whose most compressed network misses the
 # last step's threshold at the start does not search (`floor_path`): each step takes the uniform
 # configuration (`uniform`, the default since) or the floor is taken at once and fine-tuned for
@@ -149,6 +152,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-project": {"project_misses": True},
     "-floor-once": {"floor_path": "once"},
     "-floor": {"floor_path": "uniform"},
+    "-bn": {"proxy": "bn"},
 }
 # pipeline settings a cell pins to what its older rows ran with
 PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators", "project_misses",
