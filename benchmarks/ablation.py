@@ -610,6 +610,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--seeds", type=int, default=5, help="seeds of exponential/one-step/uniform/reference")
+    parser.add_argument("--rival-seeds", type=int, default=3,
+                        help="seeds of the other methods (at most --seeds): more where a rival's lead needs confirming")
     parser.add_argument("--headroom", type=int, default=20, help="random configurations per cell")
     parser.add_argument("--no-headroom", action="store_true")
     parser.add_argument("--headroom-operators", default=None,
@@ -623,6 +625,9 @@ def main() -> None:
                              "upper confidence bound) and store which a run could have kept; no runs")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    for flag, value in (("--seeds", args.seeds), ("--rival-seeds", args.rival_seeds)):
+        if value < 1:
+            raise SystemExit(f"{flag}: {value}; expected a number of seeds >= 1")
     if args.headroom_operators:
         _parse_operators(args.headroom_operators)  # a typo stops here, not after hours of runs
     if args.quick:
@@ -688,6 +693,13 @@ def _retime_stored(results: dict[str, Any], out: Path, work: Path, network: str,
     _save(out, results)
 
 
+def _schedule(methods: list[str], seeds: int, rival_seeds: int) -> list[tuple[int, str]]:
+    """(seed, method) runs of a cell, seed by seed: ``seeds`` of each ``MANY_SEEDS`` method, the
+    first ``rival_seeds`` (at most ``seeds``) of the others."""
+    return [(seed, method) for seed in range(seeds) for method in methods
+            if method in MANY_SEEDS or seed < min(rival_seeds, seeds)]
+
+
 def _run_cell(args, results, out, work, network, cell, model, data, finetune, methods, seeds, n_head, search) -> None:
     """Headroom, proxy study and every (method, seed) run of one (network, cell); rows saved as they finish."""
     from netbudget.pipeline import RunConfig
@@ -718,43 +730,40 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
         results["headroom"] = [h for h in results["headroom"] if not study(h)] + [head]  # replaced once it is done
         results["proxy"] = [p for p in results["proxy"] if not study(p)] + proxy_rows
         _save(out, results)
-    for seed in range(seeds):
-        for method in methods:
-            if method not in MANY_SEEDS and seed >= min(3, seeds):
-                continue
-            if any(r["network"] == network and r["cell"] == cell and r["method"] == method and r["seed"] == seed
-                   and r.get("machine", EARLIER) == machine for r in results["rows"]):
-                continue  # done on this machine (another machine's row pairs with nothing here)
-            print(f"[run] {network} {cell} {method} seed {seed}", flush=True)
-            run_dir = work / f"{network}-{cell}-{method}-s{seed}"
-            start = time.perf_counter()
-            settings = _method_settings(method, search, finetune, CELLS[cell])
-            result = compress(model, data, CELLS[cell]["constraints"], run_dir=run_dir, progress=False,
-                              seed=seed, **settings)
-            results["rows"].append({
-                "network": network, "cell": cell, "method": method, "seed": seed,
-                "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
-                # the base network's test top-1: a checkpoint retrained on another machine differs
-                "base_top1": result.summary["accuracy"]["original"], "machine": machine,
-                "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
-                "wall_seconds": time.perf_counter() - start,
-                "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
-                "upper_confidence": {c["text"]: c["upper_confidence"] / c["original"]
-                                     for c in result.summary["constraints"]},
-                # how far the re-check before the final fine-tune thinned the winner (None: no re-check)
-                "recheck_position": (result.summary.get("recheck") or {}).get("position"),
-                "min_margin": settings.get("min_margin", RunConfig.min_margin),
-                "round_to": result.summary["round_to"],
-                "operators": RunConfig.read(run_dir / "run.yaml").operators,
-                "moments": result.summary["moments"],
-                # repairs after a verification miss (thin, fine-tune, verify again); 0 when none ran
-                "repairs": len(result.summary.get("repairs") or []),
-                # budgets warned as within two safety margins of the reachable floor
-                "warnings": len(result.summary.get("warnings") or []),
-                # thinned variants of candidates that missed on re-timing, over all steps
-                "thinned": sum(len(s.get("thinned") or []) for s in result.summary["steps"]),
-            })
-            _save(out, results)
+    for seed, method in _schedule(methods, seeds, args.rival_seeds):
+        if any(r["network"] == network and r["cell"] == cell and r["method"] == method and r["seed"] == seed
+               and r.get("machine", EARLIER) == machine for r in results["rows"]):
+            continue  # done on this machine (another machine's row pairs with nothing here)
+        print(f"[run] {network} {cell} {method} seed {seed}", flush=True)
+        run_dir = work / f"{network}-{cell}-{method}-s{seed}"
+        start = time.perf_counter()
+        settings = _method_settings(method, search, finetune, CELLS[cell])
+        result = compress(model, data, CELLS[cell]["constraints"], run_dir=run_dir, progress=False,
+                          seed=seed, **settings)
+        results["rows"].append({
+            "network": network, "cell": cell, "method": method, "seed": seed,
+            "final_top1": result.summary["accuracy"]["final"], "feasible": result.feasible,
+            # the base network's test top-1: a checkpoint retrained on another machine differs
+            "base_top1": result.summary["accuracy"]["original"], "machine": machine,
+            "evaluations": result.summary["evaluations"], "seconds": result.summary["seconds"],
+            "wall_seconds": time.perf_counter() - start,
+            "ratios": {c["text"]: c["ratio"] for c in result.summary["constraints"]},
+            "upper_confidence": {c["text"]: c["upper_confidence"] / c["original"]
+                                 for c in result.summary["constraints"]},
+            # how far the re-check before the final fine-tune thinned the winner (None: no re-check)
+            "recheck_position": (result.summary.get("recheck") or {}).get("position"),
+            "min_margin": settings.get("min_margin", RunConfig.min_margin),
+            "round_to": result.summary["round_to"],
+            "operators": RunConfig.read(run_dir / "run.yaml").operators,
+            "moments": result.summary["moments"],
+            # repairs after a verification miss (thin, fine-tune, verify again); 0 when none ran
+            "repairs": len(result.summary.get("repairs") or []),
+            # budgets warned as within two safety margins of the reachable floor
+            "warnings": len(result.summary.get("warnings") or []),
+            # thinned variants of candidates that missed on re-timing, over all steps
+            "thinned": sum(len(s.get("thinned") or []) for s in result.summary["steps"]),
+        })
+        _save(out, results)
 
 
 def _paired(rows: list[dict], method: str, base: str = "uniform") -> tuple[float, float, int]:
@@ -844,6 +853,12 @@ def _repair_line(rows: list[dict]) -> str:
                        {"exponential": "exponential", "uniform": "uniform"})
 
 
+def _room(head: dict[str, Any], top1: float) -> tuple[float, float]:
+    """A headroom study's room (its best configuration above its one-shot uniform one) and how
+    much of it a mean final top-1 of ``top1`` captured, both in points."""
+    return 100 * (head["oracle_best_top1"] - head["uniform_top1"]), top1 - 100 * head["uniform_top1"]
+
+
 def _room_goal(head: dict[str, Any], top1: float, over_runs: tuple[float, float, int]) -> tuple[str, str]:
     """The headroom goal for a default whose mean final top-1 is ``top1`` (percent) and whose paired
     difference with the uniform runs of its settings is ``over_runs`` (``_paired``): a description
@@ -851,8 +866,7 @@ def _room_goal(head: dict[str, Any], top1: float, over_runs: tuple[float, float,
     one-shot uniform configuration *and* above the uniform runs (a run fine-tunes between steps and
     can end well above the one-shot network of its ratio; the floor path is the uniform run), or
     reaches the study's best configuration."""
-    room = 100 * (head["oracle_best_top1"] - head["uniform_top1"])
-    captured = top1 - 100 * head["uniform_top1"]
+    room, captured = _room(head, top1)
     runs, _, n = over_runs
     above_best = top1 >= 100 * head["oracle_best_top1"]
     text = (f"{room:.2f} pt, {captured:+.2f} captured" + (f", {runs:+.2f} over the uniform runs" if n else "")
@@ -867,8 +881,7 @@ def _headroom_line(head: dict[str, Any], method: str, mean_top1: float, over_run
     """Goal line of a cell's headroom study: how much of it ``method``'s mean (percent) captured,
     ``over_runs`` its paired difference with the uniform runs of its settings; ``over``: the
     operators the study drew, where they are not the cell's default ones."""
-    room = 100 * (head["oracle_best_top1"] - head["uniform_top1"])
-    captured = mean_top1 - 100 * head["uniform_top1"]
+    room, captured = _room(head, mean_top1)
     _, goal = _room_goal(head, mean_top1, over_runs)
     verdict = ("no goal: the headroom is under 1 pt" if room < 1 else
                f"{goal}: at least half where the headroom is >= 1 pt, above the uniform runs too, or its best reached")

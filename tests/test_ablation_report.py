@@ -135,7 +135,8 @@ def test_rows_of_another_machine_or_base_network_are_neither_averaged_nor_paired
 
 def _cell_args(redo: bool = False, operators: str | None = None):
     """The command-line arguments ``_run_cell`` reads, as ``argparse`` would give them."""
-    return type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": operators})()
+    return type("Args", (), {"no_headroom": False, "redo_headroom": redo, "headroom_operators": operators,
+                             "rival_seeds": 3})()
 
 
 def test_a_cell_run_only_with_the_current_defaults_is_judged_among_its_own_rows(ablation, tmp_path) -> None:
@@ -605,6 +606,19 @@ def test_a_misspelt_method_or_cell_stops_at_start_up_naming_it(ablation) -> None
         ablation._parse_names("--cells", "lat05,sise05", list(ablation.CELLS))
     with pytest.raises(SystemExit, match="--cells: unknown empty list"):
         ablation._parse_names("--cells", " , ", list(ablation.CELLS))
+
+
+def test_rival_seeds_sets_how_many_seeds_the_other_methods_run(ablation, monkeypatch) -> None:
+    methods = ["exponential-thin", "random-thin"]
+    runs = ablation._schedule(methods, 5, 3)
+    assert [s for s, m in runs if m == "exponential-thin"] == [0, 1, 2, 3, 4]
+    assert [s for s, m in runs if m == "random-thin"] == [0, 1, 2]
+    assert runs[:3] == [(0, "exponential-thin"), (0, "random-thin"), (1, "exponential-thin")]  # seed by seed
+    assert [s for s, m in ablation._schedule(methods, 5, 5) if m == "random-thin"] == [0, 1, 2, 3, 4]
+    assert [s for s, m in ablation._schedule(methods, 2, 5) if m == "random-thin"] == [0, 1]  # at most --seeds
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--rival-seeds", "0"])
+    with pytest.raises(SystemExit, match="--rival-seeds: 0; expected a number of seeds >= 1"):
+        ablation.main()
 
 
 def _retimed_head(uppers: list[float]) -> dict:
