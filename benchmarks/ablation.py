@@ -126,8 +126,9 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin",
               "exponential-floor-once-thin", "exponential-bn-thin"}
 # exponential-bn-thin (session 30): the -thin defaults with batch-norm re-estimation as the proxy
-# (`proxy="bn"`, a tenth of look-ahead-50's cost), the hypothesis from the proxy studies: on
-# resnet20 it ranked networks better than look-ahead-50 in 3 of 5 non-degenerate studies.
+# (`proxy="bn"`, a fifth to a tenth of look-ahead-50's cost per candidate), the hypothesis from
+# the proxy studies: on resnet20 it ranked networks better than look-ahead-50 in 3 of 5
+# non-degenerate studies. In the search it ended behind on both networks (lat50-small @D).
 # *-floor / *-floor-once (session 26, with -thin): a run whose most compressed network misses the
 # last step's threshold at the start does not search (`floor_path`): each step takes the uniform
 # configuration (`uniform`, the default since) or the floor is taken at once and fine-tuned for
