@@ -674,3 +674,68 @@ def test_retiming_refuses_a_cell_without_a_latency_budget_or_a_missing_study(abl
         ablation._retime("vgg", "size05", None, data, tmp_path / "x.json")
     with pytest.raises(SystemExit, match=r"no headroom study of vgg lat40-small at .*missing.json; run it first"):
         ablation._retime("vgg", "lat40-small", None, data, tmp_path / "missing.json")
+
+
+def _confirmed_head() -> dict:
+    # the study drew 86.0 % for its uniform configuration and 89.0 % for its luckiest one
+    return {"network": "resnet20", "cell": "lat50-small", "n": 4, "uniform_top1": 0.86, "oracle_best_top1": 0.89,
+            "oracle_mean_top1": 0.87, "top1": [0.86, 0.89, 0.87, 0.85],
+            "confirmed": {"index": [0, 1, 2], "seeds": [0, 1, 2], "reproduced": 0.86,
+                          "top1": [[0.86, 0.87, 0.85], [0.89, 0.86, 0.87], [0.87, 0.89, 0.88]]}}
+
+
+def test_a_confirmed_headroom_study_shows_its_room_on_the_means_of_more_fine_tuning_seeds(ablation) -> None:
+    head = _confirmed_head()
+    # the third re-fine-tuned configuration has the highest mean (88.0 %): 2.0 +- 1.0 pt above uniform's 86.0
+    room, sd, n, best = ablation._confirmed_room(head)
+    assert (room, sd, n, best) == (pytest.approx(2.0), pytest.approx(1.0), 3, 2)
+    line = ablation._confirm_line(head, "exponential-thin", 87.5)
+    assert ("  Re-fine-tuned with 3 seeds (0-2, the first the study's own; it reproduces 86.00 % for the study's "
+            "86.00 %): the uniform configuration 86.00 -> 86.00 % on the mean, the study's best 2 draws "
+            "89.00 -> 87.33, 87.00 -> 88.00 %; room on the means 2.00 +- 1.00 pt (draw 2 over uniform, paired); "
+            "exponential-thin's mean +1.50 pt from the uniform configuration's mean (at least half of that room).") \
+        == line
+    assert "(under half of that room)" in ablation._confirm_line(head, "exponential-thin", 86.9)
+    # the study's goal line carries it; the verdict stays the (the study's own draws: 3 pt of room)
+    text = ablation._headroom_line(head, "exponential-thin", 87.5, (1.2, 0.5, 5))
+    assert text.splitlines()[1] == line and "MISSED: at least half" in text.splitlines()[0]
+    rows = [{**_row(m, s, t), "network": "resnet20", "cell": "lat50-small"}
+            for s in range(3) for m, t in (("exponential-thin", 0.875), ("uniform-thin", 0.863))]
+    cells, goals = ablation._scoreboard_row("resnet20", "lat50-small", rows, [head])
+    assert cells[6] == ("3.00 pt, +1.50 captured, +1.20 over the uniform runs (4 configurations); "
+                        "2.00 pt over 3 fine-tuning seeds") and goals[1] == "MISSED"
+
+
+def test_confirming_a_headroom_study_refits_its_uniform_and_best_draws_with_more_seeds_and_resumes(
+        ablation, tmp_path, monkeypatch) -> None:
+    from netbudget.data import load_dataset
+    from netbudget.space import build_space
+    from netbudget.zoo import build_model
+
+    data = load_dataset("mnist5k", seed=0)
+    model = build_model("vgg", num_classes=10, in_channels=1, width=0.25).eval()
+    space = build_space(model, data.input_shape, operators=["channels"], max_channel_ratio=0.8)
+    study = tmp_path / "vgg-lat40-small-headroom.json"
+    positions = [[0.5] * len(space), [0.2] * len(space), [0.9] * len(space), [0.6] * len(space)]
+    study.write_text(json.dumps({"key": {"epochs": 1, "max_steps": 2, "seed": 0}, "positions": positions}))
+    top1 = [0.50, 0.40, 0.70, 0.60]  # the study's draws: its best two are the third and the fourth
+    out = tmp_path / "vgg-lat40-small-headroom-confirmed.json"
+    confirmed = ablation._confirm("vgg", "lat40-small", model, data, study, top1, 3, out=out, top=2)
+    assert confirmed["index"] == [0, 2, 3] and confirmed["seeds"] == [0, 1, 2]
+    assert [t[0] for t in confirmed["top1"]] == top1[:1] + top1[2:]  # the study's own draw first
+    assert all(len(t) == 3 and all(0.0 <= x <= 1.0 for x in t) for t in confirmed["top1"])
+    # the uniform configuration fine-tuned again with the study's seed: the draws repeat exactly
+    again = ablation._finetuned_top1(model, space, space.decode(np.asarray(positions[0])), data, 1, 2, 0)
+    assert confirmed["reproduced"] == again
+    assert ablation._finetuned_top1(model, space, space.decode(np.asarray(positions[0])), data, 1, 2, 1) == \
+        confirmed["top1"][0][1]
+    # a second call fine-tunes nothing: every configuration and the reproduction were saved
+    monkeypatch.setattr(ablation, "_finetuned_top1", lambda *a: pytest.fail("fine-tuned again"))
+    assert ablation._confirm("vgg", "lat40-small", model, data, study, top1, 3, out=out, top=2) == confirmed
+    with pytest.raises(SystemExit, match=r"holds 4 configurations but its results 5; finish it first"):
+        ablation._confirm("vgg", "lat40-small", model, data, study, [*top1, 0.3], 3, out=out)
+    with pytest.raises(SystemExit, match=r"no headroom study of vgg lat40-small at .*missing.json; run it first"):
+        ablation._confirm("vgg", "lat40-small", model, data, tmp_path / "missing.json", top1, 3)
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--confirm-headroom", "1"])
+    with pytest.raises(SystemExit, match=r"--confirm-headroom: 1; expected a number of fine-tuning seeds >= 2"):
+        ablation.main()
