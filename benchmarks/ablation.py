@@ -628,8 +628,8 @@ CONFIRM_TOP = 3  # configurations of a study re-fine-tuned besides its uniform o
 
 def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float], seeds: int,
              out: Path | None = None, operators: list[str] | None = None, top: int = CONFIRM_TOP) -> dict[str, Any]:
-    """A stored headroom study's uniform configuration and its ``top`` best re-fine-tuned with
-    ``seeds - 1`` more fine-tuning seeds than the study's own: the study fine-tuned each
+    """A stored headroom study's uniform configuration and its ``top`` best other networks
+    re-fine-tuned with ``seeds - 1`` more fine-tuning seeds than the study's own: the study fine-tuned each
     configuration once, so its best is the best of ``n`` noisy draws and its room above the
     uniform configuration is inflated by as much as the draws' luck. ``top1``: the study's
     accuracies (fractions) in its order, index 0 its uniform configuration.
@@ -639,6 +639,7 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
     ``reproduced``: the uniform configuration fine-tuned again with the study's seed, which
     shows the draws are repeatable). ``out``: a JSON file keeping each configuration as it is
     done, so a stopped confirmation resumes."""
+    from netbudget.compress import compress as apply_config
     from netbudget.space import build_space
 
     if not cache.is_file():
@@ -649,9 +650,23 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
     if len(positions) != len(top1):
         raise SystemExit(f"--confirm-headroom: the study at {cache} holds {len(positions)} configurations but its "
                          f"results {len(top1)}; finish it first (--headroom {len(top1) - 1})")
-    index = [0, *sorted(range(1, len(top1)), key=lambda i: -top1[i])[:top]]
     space = build_space(model, data.input_shape, operators=operators or _headroom_operators(cell),
                         max_channel_ratio=0.8)
+
+    def built(position: np.ndarray) -> tuple:
+        """What a position builds: its layers' shapes and its settings other than channel counts
+        (positions past a layer's floor, or rounded to the same channel multiple, build one network)."""
+        config = space.decode(position)
+        shapes = tuple(tuple(q.shape) for q in apply_config(model, space, config).module.parameters())
+        return shapes, tuple(round(config[d.name], 6) for d in space.dimensions if d.operator != "channels")
+
+    index, seen = [0], {built(positions[0])}
+    for i in sorted(range(1, len(top1)), key=lambda i: -top1[i]):  # the best distinct networks, uniform's aside
+        if len(index) > top:
+            break
+        if (other := built(positions[i])) not in seen:
+            index.append(i)
+            seen.add(other)
     first = study["seed"]
     more = list(range(first + 1, first + seeds))
 
@@ -673,11 +688,14 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
             "top1": [[top1[i], *p["top1"]] for i, p in zip(index, points)]}
 
 
-def _confirmed_room(head: dict[str, Any]) -> tuple[float, float, int, int]:
-    """A confirmed study's room on the means: the re-fine-tuned configuration with the highest
-    mean over the seeds above the uniform configuration, paired by seed (mean, sd in points,
-    seeds), and that configuration's position in ``confirmed`` (1 = the study's best draw)."""
+def _confirmed_room(head: dict[str, Any]) -> tuple[float, float, int, int] | None:
+    """A confirmed study's room on the means: the re-fine-tuned network with the highest mean
+    over the seeds above the uniform configuration, paired by seed (mean, sd in points, seeds),
+    and its position in ``confirmed`` (1 = the study's best draw); None where the study drew no
+    other network than the uniform one."""
     top1 = head["confirmed"]["top1"]
+    if len(top1) < 2:
+        return None
     best = 1 + int(np.argmax([np.mean(t) for t in top1[1:]]))
     mean, sd, n = _spread([100 * (b - u) for b, u in zip(top1[best], top1[0])])
     return mean, sd, n, best
@@ -685,18 +703,23 @@ def _confirmed_room(head: dict[str, Any]) -> tuple[float, float, int, int]:
 
 def _confirm_line(head: dict[str, Any], method: str, mean_top1: float) -> str:
     """Goal line of a confirmed headroom study: the uniform configuration and the study's best
-    draws over more fine-tuning seeds, the room on the means and ``method``'s mean (percent) from it."""
+    other networks over more fine-tuning seeds, the room on the means and ``method``'s mean
+    (percent) from it."""
     confirmed = head["confirmed"]
     means = [100 * float(np.mean(t)) for t in confirmed["top1"]]
-    room, sd, n, best = _confirmed_room(head)
+    seeds = confirmed["seeds"]
+    text = (f"  Re-fine-tuned with {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}, the first the study's own; it "
+            f"reproduces {100 * confirmed['reproduced']:.2f} % for the study's {100 * confirmed['top1'][0][0]:.2f} %): "
+            f"the uniform configuration {100 * confirmed['top1'][0][0]:.2f} -> {means[0]:.2f} % on the mean")
+    found = _confirmed_room(head)
+    if found is None:
+        return text + "; the study drew no other network."
+    room, sd, _, best = found
     draws = ", ".join(f"{100 * t[0]:.2f} -> {m:.2f}" for t, m in zip(confirmed["top1"][1:], means[1:]))
-    return (f"  Re-fine-tuned with {n} seeds ({confirmed['seeds'][0]}-{confirmed['seeds'][-1]}, the first the "
-            f"study's own; it reproduces {100 * confirmed['reproduced']:.2f} % for the study's "
-            f"{100 * confirmed['top1'][0][0]:.2f} %): the uniform configuration {100 * confirmed['top1'][0][0]:.2f} "
-            f"-> {means[0]:.2f} % on the mean, the study's best {len(means) - 1} draws {draws} %; room on the means "
-            f"{room:.2f} +- {sd:.2f} pt (draw {best} over uniform, paired); {method}'s mean {mean_top1 - means[0]:+.2f} "
-            f"pt from the uniform configuration's mean ({'at least' if mean_top1 - means[0] >= room / 2 else 'under'} "
-            f"half of that room).")
+    half = "at least" if mean_top1 - means[0] >= room / 2 else "under"
+    return (text + f", the study's best {len(means) - 1} other networks {draws} %; room on the means {room:.2f} "
+            f"+- {sd:.2f} pt (network {best} over uniform, paired); {method}'s mean {mean_top1 - means[0]:+.2f} pt "
+            f"from the uniform configuration's mean ({half} half of that room).")
 
 
 def main() -> None:
@@ -1199,9 +1222,8 @@ def _scoreboard_row(network: str, cell: str, rows: list[dict],
     else:
         room_text, room_goal = _room_goal(head, top1, (mean, sd, n))
         room_text += f" ({head['n']} configurations)"
-        if "confirmed" in head:  # the room without the luck of the study's single draws
-            room, _, seeds, _ = _confirmed_room(head)
-            room_text += f"; {room:.2f} pt over {seeds} fine-tuning seeds"
+        if "confirmed" in head and (found := _confirmed_room(head)) is not None:  # without the draws' luck
+            room_text += f"; {found[0]:.2f} pt over {found[2]} fine-tuning seeds"
 
     def shares(method: str) -> bool:  # run with the default's settings
         return (method.endswith(suffix) if suffix else not method.endswith(RERUNS)) and method not in (default, uniform)

@@ -691,11 +691,15 @@ def test_a_confirmed_headroom_study_shows_its_room_on_the_means_of_more_fine_tun
     assert (room, sd, n, best) == (pytest.approx(2.0), pytest.approx(1.0), 3, 2)
     line = ablation._confirm_line(head, "exponential-thin", 87.5)
     assert ("  Re-fine-tuned with 3 seeds (0-2, the first the study's own; it reproduces 86.00 % for the study's "
-            "86.00 %): the uniform configuration 86.00 -> 86.00 % on the mean, the study's best 2 draws "
-            "89.00 -> 87.33, 87.00 -> 88.00 %; room on the means 2.00 +- 1.00 pt (draw 2 over uniform, paired); "
+            "86.00 %): the uniform configuration 86.00 -> 86.00 % on the mean, the study's best 2 other networks "
+            "89.00 -> 87.33, 87.00 -> 88.00 %; room on the means 2.00 +- 1.00 pt (network 2 over uniform, paired); "
             "exponential-thin's mean +1.50 pt from the uniform configuration's mean (at least half of that room).") \
         == line
     assert "(under half of that room)" in ablation._confirm_line(head, "exponential-thin", 86.9)
+    alone = {**head, "confirmed": {**head["confirmed"], "index": [0], "top1": [[0.86, 0.87, 0.85]]}}
+    assert ablation._confirmed_room(alone) is None
+    assert ablation._confirm_line(alone, "exponential-thin", 86.9).endswith(
+        "the uniform configuration 86.00 -> 86.00 % on the mean; the study drew no other network.")
     # the study's goal line carries it; the verdict stays the (the study's own draws: 3 pt of room)
     text = ablation._headroom_line(head, "exponential-thin", 87.5, (1.2, 0.5, 5))
     assert text.splitlines()[1] == line and "MISSED: at least half" in text.splitlines()[0]
@@ -716,13 +720,14 @@ def test_confirming_a_headroom_study_refits_its_uniform_and_best_draws_with_more
     model = build_model("vgg", num_classes=10, in_channels=1, width=0.25).eval()
     space = build_space(model, data.input_shape, operators=["channels"], max_channel_ratio=0.8)
     study = tmp_path / "vgg-lat40-small-headroom.json"
-    positions = [[0.5] * len(space), [0.2] * len(space), [0.9] * len(space), [0.6] * len(space)]
+    # the fifth builds the uniform network again: past the floor, channels round to the same counts
+    positions = [[1.0] * len(space), [0.0] * len(space), [0.5] * len(space), [0.25] * len(space), [0.9] * len(space)]
     study.write_text(json.dumps({"key": {"epochs": 1, "max_steps": 2, "seed": 0}, "positions": positions}))
-    top1 = [0.50, 0.40, 0.70, 0.60]  # the study's draws: its best two are the third and the fourth
+    top1 = [0.50, 0.40, 0.70, 0.60, 0.80]  # the study's draws: its best two other networks are the third and fourth
     out = tmp_path / "vgg-lat40-small-headroom-confirmed.json"
     confirmed = ablation._confirm("vgg", "lat40-small", model, data, study, top1, 3, out=out, top=2)
     assert confirmed["index"] == [0, 2, 3] and confirmed["seeds"] == [0, 1, 2]
-    assert [t[0] for t in confirmed["top1"]] == top1[:1] + top1[2:]  # the study's own draw first
+    assert [t[0] for t in confirmed["top1"]] == [0.50, 0.70, 0.60]  # the study's own draw first
     assert all(len(t) == 3 and all(0.0 <= x <= 1.0 for x in t) for t in confirmed["top1"])
     # the uniform configuration fine-tuned again with the study's seed: the draws repeat exactly
     again = ablation._finetuned_top1(model, space, space.decode(np.asarray(positions[0])), data, 1, 2, 0)
@@ -732,7 +737,7 @@ def test_confirming_a_headroom_study_refits_its_uniform_and_best_draws_with_more
     # a second call fine-tunes nothing: every configuration and the reproduction were saved
     monkeypatch.setattr(ablation, "_finetuned_top1", lambda *a: pytest.fail("fine-tuned again"))
     assert ablation._confirm("vgg", "lat40-small", model, data, study, top1, 3, out=out, top=2) == confirmed
-    with pytest.raises(SystemExit, match=r"holds 4 configurations but its results 5; finish it first"):
+    with pytest.raises(SystemExit, match=r"holds 5 configurations but its results 6; finish it first"):
         ablation._confirm("vgg", "lat40-small", model, data, study, [*top1, 0.3], 3, out=out)
     with pytest.raises(SystemExit, match=r"no headroom study of vgg lat40-small at .*missing.json; run it first"):
         ablation._confirm("vgg", "lat40-small", model, data, tmp_path / "missing.json", top1, 3)
