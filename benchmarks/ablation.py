@@ -66,7 +66,7 @@ could have kept and how accurate they were:
 
 The study fine-tunes each configuration once (fine-tuning seed 0), so its best is the best of
 ~20 noisy draws. ``--confirm-headroom N`` re-fine-tunes a stored study's uniform configuration
-and its three best draws with N fine-tuning seeds in all (resumable,
+and its three best other networks with N fine-tuning seeds in all (resumable,
 ``...-headroom-confirmed.json``), stores them in the study as ``confirmed``, and the goal lines
 add the room on the means (the verdict stays the study's own draws', as the issue defines it):
 
@@ -623,15 +623,15 @@ def _retime_line(head: dict[str, Any], method: str, mean_top1: float) -> str:
             f"{mean_top1 - best:+.2f} pt from their best, {mean_top1 - mean:+.2f} pt from their mean).")
 
 
-CONFIRM_TOP = 3  # configurations of a study re-fine-tuned besides its uniform one: its best by the study's draw
+CONFIRM_TOP = 3  # networks of a study re-fine-tuned besides its uniform one: its best by the study's draws
 
 
 def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float], seeds: int,
              out: Path | None = None, operators: list[str] | None = None, top: int = CONFIRM_TOP) -> dict[str, Any]:
     """A stored headroom study's uniform configuration and its ``top`` best other networks
-    re-fine-tuned with ``seeds - 1`` more fine-tuning seeds than the study's own: the study fine-tuned each
-    configuration once, so its best is the best of ``n`` noisy draws and its room above the
-    uniform configuration is inflated by as much as the draws' luck. ``top1``: the study's
+    re-fine-tuned with ``seeds - 1`` more fine-tuning seeds than the study's own: the study
+    fine-tuned each configuration once, so its best is the best of ``n`` noisy draws and its room
+    above the uniform configuration is inflated by as much as the draws' luck. ``top1``: the study's
     accuracies (fractions) in its order, index 0 its uniform configuration.
 
     Returns ``{"index": [...], "seeds": [...], "top1": [[...]], "reproduced": x}`` (indices into
@@ -682,8 +682,9 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
         reproduced = _finetuned_top1(model, space, space.decode(positions[0]), data, study["epochs"],
                                      study["max_steps"], first)
         if out is not None:
-            stored = _read_cache(out, key)
-            out.write_text(json.dumps({**stored, "reproduced": reproduced}))
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(json.dumps({**_read_cache(out, key), "reproduced": reproduced}))
+            tmp.replace(out)
     return {"index": index, "seeds": [first, *more], "reproduced": reproduced,
             "top1": [[top1[i], *p["top1"]] for i, p in zip(index, points)]}
 
@@ -717,7 +718,8 @@ def _confirm_line(head: dict[str, Any], method: str, mean_top1: float) -> str:
     room, sd, _, best = found
     draws = ", ".join(f"{100 * t[0]:.2f} -> {m:.2f}" for t, m in zip(confirmed["top1"][1:], means[1:]))
     half = "at least" if mean_top1 - means[0] >= room / 2 else "under"
-    return (text + f", the study's best {len(means) - 1} other networks {draws} %; room on the means {room:.2f} "
+    others = f"{len(means) - 1} other networks" if len(means) > 2 else "other network"
+    return (text + f", the study's best {others} {draws} %; room on the means {room:.2f} "
             f"+- {sd:.2f} pt (network {best} over uniform, paired); {method}'s mean {mean_top1 - means[0]:+.2f} pt "
             f"from the uniform configuration's mean ({half} half of that room).")
 
@@ -744,7 +746,7 @@ def main() -> None:
                              "upper confidence bound) and store which a run could have kept; no runs")
     parser.add_argument("--confirm-headroom", type=int, default=0, metavar="N",
                         help="only re-fine-tune each cell's stored headroom study's uniform configuration and its "
-                             f"{CONFIRM_TOP} best with N fine-tuning seeds in all (the study's own and N-1 more) "
+                             f"{CONFIRM_TOP} best other networks with N fine-tuning seeds in all (the study's own and N-1 more) "
                              "and store them in the study; no runs")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -807,15 +809,22 @@ def main() -> None:
     write_markdown(out, results)
 
 
-def _retime_stored(results: dict[str, Any], out: Path, work: Path, network: str, cell: str, model, data) -> None:
-    """``--retime-headroom``: re-time this machine's stored headroom study of (network, cell)
-    over the cell's default operators and store the outcome in it as ``retimed``."""
+def _stored_study(results: dict[str, Any], out: Path, network: str, cell: str, flag: str) -> dict[str, Any]:
+    """This machine's stored headroom study of (network, cell) over the cell's default operators,
+    which ``flag`` works on; stops naming the flag where there is none."""
     machine = _fingerprint()
     head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell
                  and h.get("machine", EARLIER) == machine and _head_operators(h) == _headroom_operators(cell)), None)
     if head is None:
-        raise SystemExit(f"--retime-headroom: no headroom study of {network} {cell} on this machine in {out}; "
+        raise SystemExit(f"{flag}: no headroom study of {network} {cell} on this machine in {out}; "
                          f"run it first (--headroom 20)")
+    return head
+
+
+def _retime_stored(results: dict[str, Any], out: Path, work: Path, network: str, cell: str, model, data) -> None:
+    """``--retime-headroom``: re-time this machine's stored headroom study of (network, cell)
+    over the cell's default operators and store the outcome in it as ``retimed``."""
+    head = _stored_study(results, out, network, cell, "--retime-headroom")
     print(f"[retime] {network} {cell}: {head['n']} configurations", flush=True)
     head["retimed"] = _retime(network, cell, model, data, work / f"{network}-{cell}-headroom.json",
                               out=work / f"{network}-{cell}-headroom-retimed.json")
@@ -826,12 +835,7 @@ def _confirm_stored(results: dict[str, Any], out: Path, work: Path, network: str
                     seeds: int) -> None:
     """``--confirm-headroom N``: re-fine-tune this machine's stored headroom study of (network,
     cell) over the cell's default operators (``_confirm``) and store the outcome in it as ``confirmed``."""
-    machine = _fingerprint()
-    head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell
-                 and h.get("machine", EARLIER) == machine and _head_operators(h) == _headroom_operators(cell)), None)
-    if head is None:
-        raise SystemExit(f"--confirm-headroom: no headroom study of {network} {cell} on this machine in {out}; "
-                         f"run it first (--headroom 20)")
+    head = _stored_study(results, out, network, cell, "--confirm-headroom")
     print(f"[confirm] {network} {cell}: uniform + best {CONFIRM_TOP} of {head['n']} configurations, "
           f"{seeds} fine-tuning seeds", flush=True)
     head["confirmed"] = _confirm(network, cell, model, data, work / f"{network}-{cell}-headroom.json", head["top1"],

@@ -741,6 +741,13 @@ def test_confirming_a_headroom_study_refits_its_uniform_and_best_draws_with_more
         ablation._confirm("vgg", "lat40-small", model, data, study, [*top1, 0.3], 3, out=out)
     with pytest.raises(SystemExit, match=r"no headroom study of vgg lat40-small at .*missing.json; run it first"):
         ablation._confirm("vgg", "lat40-small", model, data, tmp_path / "missing.json", top1, 3)
+    # the study it works on is this machine's, over the cell's default operators
+    mine = {"network": "vgg", "cell": "lat40-small", "machine": ablation._fingerprint(), "top1": top1}
+    results = {"headroom": [{**mine, "machine": "another CPU"}, {**mine, "operators": ["channels", "prune", "bits"]}]}
+    with pytest.raises(SystemExit, match=r"--confirm-headroom: no headroom study of vgg lat40-small on this machine"):
+        ablation._stored_study(results, tmp_path / "ablation.json", "vgg", "lat40-small", "--confirm-headroom")
+    assert ablation._stored_study({"headroom": [*results["headroom"], mine]}, tmp_path, "vgg", "lat40-small",
+                                  "--confirm-headroom") is mine
     monkeypatch.setattr("sys.argv", ["ablation.py", "--confirm-headroom", "1"])
     with pytest.raises(SystemExit, match=r"--confirm-headroom: 1; expected a number of fine-tuning seeds >= 2"):
         ablation.main()
