@@ -395,10 +395,8 @@ def _cached_points(path: Path | None, key: dict[str, Any], positions: list[np.nd
         points.append(hit if hit is not None else {"position": [float(x) for x in position], **compute(position)})
         if hit is None and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps({"key": key, "positions": [[float(x) for x in q] for q in positions],
-                                       "points": points + [p for p in done if p not in points]}))
-            tmp.replace(path)
+            _save(path, {"key": key, "positions": [[float(x) for x in q] for q in positions],
+                         "points": points + [p for p in done if p not in points]})
     return points
 
 
@@ -454,6 +452,14 @@ def _head_operators(entry: dict[str, Any]) -> list[str]:
     return entry.get("operators") or _headroom_operators(entry["cell"])
 
 
+def _study_space(model, data, operators: list[str]):
+    """The search space a headroom study draws its configurations in (at most 80 % of a layer's
+    channels removed); re-timing and confirming a study decode its positions in the same one."""
+    from netbudget.space import build_space
+
+    return build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
+
+
 def _finetuned_top1(model, space, config, data, epochs: int, max_steps: int | None, seed: int) -> float:
     """Test top-1 (fraction) of ``config`` applied to ``model`` and fine-tuned as a headroom study
     fine-tunes its configurations: the run's total budget (``epochs``, at most ``max_steps``),
@@ -480,13 +486,12 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     from netbudget.exceptions import UnreachableBudgetError
     from netbudget.metrics import LatencyConfig, MeasureContext, measure
     from netbudget.proxy import ProxyConfig, score
-    from netbudget.space import build_space
     from netbudget.train import evaluate
 
     spec = CELLS[cell]
     operators = operators or _headroom_operators(cell)
     constraints = parse_constraints(spec["constraints"])
-    space = build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
+    space = _study_space(model, data, operators)
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     original = {c.key: measure(model, c, ctx).value for c in constraints}
     margin = spec.get("min_margin", 0.04)  # the cell's latency margin, as its runs search
@@ -557,6 +562,14 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
 RETIME = {"moments": 5, "per_moment": 2, "pause": 10.0, "confidence": 0.95, "margin": 0.04}
 
 
+def _stored_file(cache: Path, network: str, cell: str, flag: str) -> dict[str, Any]:
+    """The saved JSON of a headroom study (its ``key``, ``positions`` and ``points``) that ``flag``
+    works on; stops naming the flag where the study was never run."""
+    if not cache.is_file():
+        raise SystemExit(f"{flag}: no headroom study of {network} {cell} at {cache}; run it first (--headroom 20)")
+    return json.loads(cache.read_text())
+
+
 def _retime(network: str, cell: str, model, data, cache: Path, out: Path | None = None,
             operators: list[str] | None = None, settings: Mapping[str, Any] = RETIME) -> dict[str, Any]:
     """A cell's stored headroom configurations re-timed as a run verifies its answer:
@@ -573,19 +586,14 @@ def _retime(network: str, cell: str, model, data, cache: Path, out: Path | None 
     from netbudget.constraints import parse_constraints
     from netbudget.metrics import LatencyConfig, MeasureContext, measure
     from netbudget.pipeline.run import _upper_confidence
-    from netbudget.space import build_space
 
     latency = [c for c in parse_constraints(CELLS[cell]["constraints"]) if c.metric == "latency"]
     if len(latency) != 1 or not latency[0].relative:
         raise SystemExit(f"--retime-headroom: cell {cell!r} has no relative latency budget to re-time "
                          f"(constraints {CELLS[cell]['constraints']})")
-    if not cache.is_file():
-        raise SystemExit(f"--retime-headroom: no headroom study of {network} {cell} at {cache}; run it first "
-                         f"(--headroom 20)")
-    positions = [np.asarray(q) for q in json.loads(cache.read_text())["positions"]]
+    positions = [np.asarray(q) for q in _stored_file(cache, network, cell, "--retime-headroom")["positions"]]
     constraint = latency[0]
-    space = build_space(model, data.input_shape, operators=operators or _headroom_operators(cell),
-                        max_channel_ratio=0.8)
+    space = _study_space(model, data, operators or _headroom_operators(cell))
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     bound = constraint.bound  # relative: a ratio of dense latency
 
@@ -640,18 +648,13 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
     shows the draws are repeatable). ``out``: a JSON file keeping each configuration as it is
     done, so a stopped confirmation resumes."""
     from netbudget.compress import compress as apply_config
-    from netbudget.space import build_space
 
-    if not cache.is_file():
-        raise SystemExit(f"--confirm-headroom: no headroom study of {network} {cell} at {cache}; run it first "
-                         f"(--headroom 20)")
-    saved = json.loads(cache.read_text())
+    saved = _stored_file(cache, network, cell, "--confirm-headroom")
     positions, study = [np.asarray(q) for q in saved["positions"]], saved["key"]
     if len(positions) != len(top1):
         raise SystemExit(f"--confirm-headroom: the study at {cache} holds {len(positions)} configurations but its "
                          f"results {len(top1)}; finish it first (--headroom {len(top1) - 1})")
-    space = build_space(model, data.input_shape, operators=operators or _headroom_operators(cell),
-                        max_channel_ratio=0.8)
+    space = _study_space(model, data, operators or _headroom_operators(cell))
 
     def built(position: np.ndarray) -> tuple:
         """What a position builds: its layers' shapes and its settings other than channel counts
@@ -677,14 +680,13 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
 
     key = {"network": network, "cell": cell, "study": cache.name, "seeds": more, "machine": _fingerprint()}
     points = _cached_points(out, key, [positions[i] for i in index], point)
-    reproduced = _read_cache(out, key).get("reproduced")
+    done = _read_cache(out, key)
+    reproduced = done.get("reproduced")
     if reproduced is None:
         reproduced = _finetuned_top1(model, space, space.decode(positions[0]), data, study["epochs"],
                                      study["max_steps"], first)
         if out is not None:
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(json.dumps({**_read_cache(out, key), "reproduced": reproduced}))
-            tmp.replace(out)
+            _save(out, {**done, "reproduced": reproduced})
     return {"index": index, "seeds": [first, *more], "reproduced": reproduced,
             "top1": [[top1[i], *p["top1"]] for i, p in zip(index, points)]}
 
