@@ -452,12 +452,21 @@ def _head_operators(entry: dict[str, Any]) -> list[str]:
     return entry.get("operators") or _headroom_operators(entry["cell"])
 
 
-def _study_space(model, data, operators: list[str]):
-    """The search space a headroom study draws its configurations in (at most 80 % of a layer's
-    channels removed); re-timing and confirming a study decode its positions in the same one."""
+def _study_space(model, data, cell: str, operators: list[str] | None = None):
+    """The search space a headroom study of ``cell`` draws its configurations in (``operators``,
+    default the cell's; at most 80 % of a layer's channels removed); re-timing and confirming a
+    study decode its positions in the same one."""
     from netbudget.space import build_space
 
-    return build_space(model, data.input_shape, operators=operators, max_channel_ratio=0.8)
+    return build_space(model, data.input_shape, operators=operators or _headroom_operators(cell),
+                       max_channel_ratio=0.8)
+
+
+def _study_file(work: Path, network: str, cell: str, suffix: str = "") -> Path:
+    """Where a headroom study of (network, cell) keeps its points beside the run directories;
+    ``suffix`` names a study over other operators or a file derived from it (``-retimed``,
+    ``-confirmed``)."""
+    return work / f"{network}-{cell}-headroom{suffix}.json"
 
 
 def _finetuned_top1(model, space, config, data, epochs: int, max_steps: int | None, seed: int) -> float:
@@ -491,7 +500,7 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     spec = CELLS[cell]
     operators = operators or _headroom_operators(cell)
     constraints = parse_constraints(spec["constraints"])
-    space = _study_space(model, data, operators)
+    space = _study_space(model, data, cell, operators)
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     original = {c.key: measure(model, c, ctx).value for c in constraints}
     margin = spec.get("min_margin", 0.04)  # the cell's latency margin, as its runs search
@@ -593,7 +602,7 @@ def _retime(network: str, cell: str, model, data, cache: Path, out: Path | None 
                          f"(constraints {CELLS[cell]['constraints']})")
     positions = [np.asarray(q) for q in _stored_file(cache, network, cell, "--retime-headroom")["positions"]]
     constraint = latency[0]
-    space = _study_space(model, data, operators or _headroom_operators(cell))
+    space = _study_space(model, data, cell, operators)
     ctx = MeasureContext(input_shape=data.input_shape, latency=LatencyConfig(**LATENCY), reference=model)
     bound = constraint.bound  # relative: a ratio of dense latency
 
@@ -654,7 +663,7 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
     if len(positions) != len(top1):
         raise SystemExit(f"--confirm-headroom: the study at {cache} holds {len(positions)} configurations but its "
                          f"results {len(top1)}; finish it first (--headroom {len(top1) - 1})")
-    space = _study_space(model, data, operators or _headroom_operators(cell))
+    space = _study_space(model, data, cell, operators)
 
     def built(position: np.ndarray) -> tuple:
         """What a position builds: its layers' shapes and its settings other than channel counts
@@ -828,8 +837,8 @@ def _retime_stored(results: dict[str, Any], out: Path, work: Path, network: str,
     over the cell's default operators and store the outcome in it as ``retimed``."""
     head = _stored_study(results, out, network, cell, "--retime-headroom")
     print(f"[retime] {network} {cell}: {head['n']} configurations", flush=True)
-    head["retimed"] = _retime(network, cell, model, data, work / f"{network}-{cell}-headroom.json",
-                              out=work / f"{network}-{cell}-headroom-retimed.json")
+    head["retimed"] = _retime(network, cell, model, data, _study_file(work, network, cell),
+                              out=_study_file(work, network, cell, "-retimed"))
     _save(out, results)
 
 
@@ -840,8 +849,8 @@ def _confirm_stored(results: dict[str, Any], out: Path, work: Path, network: str
     head = _stored_study(results, out, network, cell, "--confirm-headroom")
     print(f"[confirm] {network} {cell}: uniform + best {CONFIRM_TOP} of {head['n']} configurations, "
           f"{seeds} fine-tuning seeds", flush=True)
-    head["confirmed"] = _confirm(network, cell, model, data, work / f"{network}-{cell}-headroom.json", head["top1"],
-                                 seeds, out=work / f"{network}-{cell}-headroom-confirmed.json")
+    head["confirmed"] = _confirm(network, cell, model, data, _study_file(work, network, cell), head["top1"],
+                                 seeds, out=_study_file(work, network, cell, "-confirmed"))
     _save(out, results)
 
 
@@ -876,7 +885,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
         print(f"[headroom] {network} {cell} n={n_head} operators={'+'.join(operators)}", flush=True)
         name = "" if operators == _headroom_operators(cell) else "-" + "+".join(operators)
         head, proxy_rows = _headroom(network, cell, model, data, n_head, finetune, search["steps"],
-                                     cache=work / f"{network}-{cell}-headroom{name}.json", operators=operators)
+                                     cache=_study_file(work, network, cell, name), operators=operators)
         head["machine"] = machine
         proxy_rows = [{**p, "machine": machine} for p in proxy_rows]
         results["headroom"] = [h for h in results["headroom"] if not study(h)] + [head]  # replaced once it is done
