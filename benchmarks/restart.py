@@ -160,6 +160,9 @@ def main() -> None:
     from ablation import _fingerprint  # CPU model, AVX-512 extensions, threads
 
     results = json.loads(out.read_text()) if out.is_file() else {"machine": _fingerprint(), "rows": []}
+    if results["machine"] != _fingerprint():  # one file, one machine: its markdown names one
+        raise SystemExit(f"--out {out}: its rows were measured on {results['machine']!r}, this machine is "
+                         f"{_fingerprint()!r}; pass --out with a file of this machine's own")
     done = {r["run"] for r in results["rows"]}
     data = load_dataset("fashion-mnist", seed=0)
     todo = []

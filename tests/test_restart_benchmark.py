@@ -2,6 +2,7 @@
 network, and the paired summary on made-up rows."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,13 @@ def test_the_whole_budget_counts_the_steps_the_run_took_not_the_configured_steps
     cooled = RunConfig(constraints=["latency <= 0.5x"], steps=3, step_epochs=1, final_epochs=1)
     steps = {"steps": [{"step": t} for t in range(3)]}
     assert restart.run_epochs(steps, cooled) == {"restart-final": 1, "restart-total": 4}
+
+
+def test_rows_of_another_machine_are_not_mixed_into_its_file(restart, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "restart.json"
+    out.write_text(json.dumps({"machine": "another CPU", "rows": []}))
+    monkeypatch.syspath_prepend(str(Path(restart.__file__).parent))  # as a script: ablation beside it
+    monkeypatch.setattr("sys.argv", ["restart.py", "--out", str(out), "--runs", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"--out .*restart.json: its rows were measured on 'another CPU'"):
+        restart.main()
+    assert json.loads(out.read_text()) == {"machine": "another CPU", "rows": []}
