@@ -114,31 +114,41 @@ def _runner(run_dir: Path, model, data):
     return run
 
 
-def step_candidates(run_dir: Path, t: int) -> tuple[list[Any], dict[str, float]]:
-    """Step ``t``'s completed, scored candidates that met its thresholds (its thinned variants
-    and fallback points included: the confirmation ranks them too), and the thresholds."""
+def _step_study(run_dir: Path, t: int):
+    """The Optuna study of step ``t`` of a finished run, from the run's own storage."""
     import optuna
-    from optuna.trial import TrialState
 
     from netbudget.pipeline import RunConfig
-    from netbudget.pipeline.run import _meets, open_storage
-    from netbudget.search.bounds import measured
+    from netbudget.pipeline.run import open_storage
 
     cfg = RunConfig.read(run_dir / "run.yaml", run=True)
-    study = optuna.load_study(storage=open_storage(cfg.storage), study_name=f"step-{t}")
+    return optuna.load_study(storage=open_storage(cfg.storage), study_name=f"step-{t}")
+
+
+def _feasible(study) -> tuple[list[Any], dict[str, float]]:
+    """The study's completed, scored candidates that met its thresholds, and the thresholds."""
+    from optuna.trial import TrialState
+
+    from netbudget.pipeline.run import _meets
+    from netbudget.search.bounds import measured
+
     thresholds = study.user_attrs["thresholds"]
     trials = [x for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if x.value is not None and "probe" not in x.user_attrs and _meets(measured(x), thresholds)]
     return trials, thresholds
 
 
+def step_candidates(run_dir: Path, t: int) -> tuple[list[Any], dict[str, float]]:
+    """Step ``t``'s completed, scored candidates that met its thresholds (its thinned variants
+    and fallback points included: the confirmation ranks them too), and the thresholds."""
+    return _feasible(_step_study(run_dir, t))
+
+
 def run_step(run_dir: Path, t: int, model, data, draws: int, truths: int, limit: int | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Draws and truths (fractions) of step ``t``'s feasible candidates in one finished run.
     ``model``: the dense network (the run's own ``original.pt`` is used where it was saved)."""
-    import optuna
-
-    from netbudget.pipeline.run import finetune_fit, load, open_storage
+    from netbudget.pipeline.run import finetune_fit, load
     from netbudget.proxy import ProxyConfig, score
     from netbudget.train import evaluate, fine_tune
 
@@ -147,12 +157,12 @@ def run_step(run_dir: Path, t: int, model, data, draws: int, truths: int, limit:
     cfg = run.config
     current = original if t == 0 else load(run_dir / "steps" / str(t - 1) / "model.pt")
     space = run._space(current, run.space0.channel_counts)
-    trials, thresholds = step_candidates(run_dir, t)
+    study = _step_study(run_dir, t)
+    trials, thresholds = _feasible(study)
     trials = trials[:limit] if limit else trials
     if len(trials) < 2:
         raise ValueError(f"{run_dir.name} step {t}: {len(trials)} feasible candidate(s); nothing to rank")
     # the step's winner rebuilt here must have the shapes of the model the run saved: the space is the run's
-    study = optuna.load_study(storage=open_storage(cfg.storage), study_name=f"step-{t}")
     if _shapes(_apply(current, space, study.user_attrs["winner_params"]).module) != _shapes(
             load(run_dir / "steps" / str(t) / "model.pt")):
         raise ValueError(f"{run_dir.name} step {t}: the winner rebuilt differs from the model the run saved")
@@ -256,7 +266,8 @@ def main() -> None:
         parser.error(f"--steps: expected 'last' or 'all', got {args.steps!r}")
     if args.draws < 2 or args.truths < 1:
         parser.error(f"--draws must be >= 2 and --truths >= 1, got {args.draws} and {args.truths}")
-    from ablation import _fingerprint  # CPU model, AVX-512 extensions, threads
+    from ablation import _save
+    from restart import finished_runs, open_results
 
     from netbudget.data import load_dataset
     from netbudget.zoo import cache_dir, pretrained
@@ -264,22 +275,11 @@ def main() -> None:
     runs = args.runs or cache_dir() / "ablation" / "full"
     out = args.out or RESULTS / ("redraw_quick.json" if args.quick else "redraw.json")
     draws, truths = (2, 2) if args.quick else (args.draws, args.truths)
-    results = json.loads(out.read_text()) if out.is_file() else {"machine": _fingerprint(), "steps": []}
-    if results["machine"] != _fingerprint():  # one file, one machine
-        raise SystemExit(f"--out {out}: its steps were measured on {results['machine']!r}, this machine is "
-                         f"{_fingerprint()!r}; pass --out with a file of this machine's own")
+    results = open_results(out, "steps")
     todo = []
-    for network in args.networks.split(","):
-        for cell in args.cells.split(","):
-            for method in args.methods.split(","):
-                for d in sorted(runs.glob(f"{network}-{cell}-{method}-s*")):
-                    summary = d / "final" / "summary.json"
-                    if summary.is_file() and d.name.removeprefix(f"{network}-{cell}-{method}-s").isdigit():
-                        steps = [s["step"] for s in json.loads(summary.read_text())["steps"]]
-                        for t in (steps[-1:] if args.steps == "last" else steps):
-                            todo.append((network, cell, method, d, t))
-    if not todo:
-        raise SystemExit(f"no finished run of {args.networks} / {args.cells} / {args.methods} under {runs}")
+    for network, cell, method, d in finished_runs(runs, args.networks, args.cells, args.methods):
+        steps = [s["step"] for s in json.loads((d / "final" / "summary.json").read_text())["steps"]]
+        todo += [(network, cell, method, d, t) for t in (steps[-1:] if args.steps == "last" else steps)]
     if args.quick:
         todo = todo[:1]
     data = load_dataset("fashion-mnist", seed=0)
@@ -292,9 +292,7 @@ def main() -> None:
                          limit=3 if args.quick else None)
         results["steps"] = [e for e in results["steps"] if not (e["run"] == d.name and e["step"] == t)]
         results["steps"].append({"network": network, "cell": cell, "method": method, "run": d.name, **entry})
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(out)  # each step kept as it finishes: a stopped benchmark resumes
+        _save(out, results)  # each step kept as it finishes: a stopped benchmark resumes
     write_markdown(out, results)
     print(out.with_suffix(".md").read_text())
 

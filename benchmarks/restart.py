@@ -142,6 +142,34 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def open_results(out: Path, key: str) -> dict[str, Any]:
+    """The results file ``out`` (or a new one of this machine with an empty ``key`` list); stops
+    when it holds another machine's results: one file names one machine."""
+    from ablation import _fingerprint  # CPU model, AVX-512 extensions, threads
+
+    results = json.loads(out.read_text()) if out.is_file() else {"machine": _fingerprint(), key: []}
+    if results["machine"] != _fingerprint():
+        raise SystemExit(f"--out {out}: its {key} were measured on {results['machine']!r}, this machine is "
+                         f"{_fingerprint()!r}; pass --out with a file of this machine's own")
+    return results
+
+
+def finished_runs(runs: Path, networks: str, cells: str, methods: str) -> list[tuple[str, str, str, Path]]:
+    """(network, cell, method, run directory) of every finished ablation run under ``runs`` of the
+    comma-separated ``networks`` / ``cells`` / ``methods``; stops when there is none."""
+    todo = []
+    for network in networks.split(","):
+        for cell in cells.split(","):
+            for method in methods.split(","):
+                for d in sorted(runs.glob(f"{network}-{cell}-{method}-s*")):
+                    if (d / "final" / "summary.json").is_file() and d.name.removeprefix(
+                            f"{network}-{cell}-{method}-s").isdigit():
+                        todo.append((network, cell, method, d))
+    if not todo:
+        raise SystemExit(f"no finished run of {networks} / {cells} / {methods} under {runs}")
+    return todo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished vgg lat40-small run only")
@@ -152,29 +180,17 @@ def main() -> None:
                         "(default: $NETBUDGET_CACHE/ablation/full)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    from ablation import _save
+
     from netbudget.data import load_dataset
     from netbudget.zoo import cache_dir, pretrained
 
     runs = args.runs or cache_dir() / "ablation" / "full"
     out = args.out or RESULTS / ("restart_quick.json" if args.quick else "restart.json")
-    from ablation import _fingerprint  # CPU model, AVX-512 extensions, threads
-
-    results = json.loads(out.read_text()) if out.is_file() else {"machine": _fingerprint(), "rows": []}
-    if results["machine"] != _fingerprint():  # one file, one machine: its markdown names one
-        raise SystemExit(f"--out {out}: its rows were measured on {results['machine']!r}, this machine is "
-                         f"{_fingerprint()!r}; pass --out with a file of this machine's own")
+    results = open_results(out, "rows")
     done = {r["run"] for r in results["rows"]}
     data = load_dataset("fashion-mnist", seed=0)
-    todo = []
-    for network in args.networks.split(","):
-        for cell in args.cells.split(","):
-            for method in args.methods.split(","):
-                for d in sorted(runs.glob(f"{network}-{cell}-{method}-s*")):
-                    if (d / "final" / "summary.json").is_file() and d.name.removeprefix(
-                            f"{network}-{cell}-{method}-s").isdigit():
-                        todo.append((network, cell, method, d))
-    if not todo:
-        raise SystemExit(f"no finished run of {args.networks} / {args.cells} / {args.methods} under {runs}")
+    todo = finished_runs(runs, args.networks, args.cells, args.methods)
     if args.quick:
         todo = todo[:1]
     for network, cell, method, d in todo:
@@ -183,9 +199,7 @@ def main() -> None:
         print(f"[restart] {d.name}", flush=True)
         row = run_one(d, pretrained(network, "fashion-mnist", progress=False), data)
         results["rows"].append({"network": network, "cell": cell, "method": method, **row})
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(out)  # each run kept as it finishes: a stopped benchmark resumes
+        _save(out, results)  # each run kept as it finishes: a stopped benchmark resumes
     write_markdown(out, results)
     print(out.with_suffix(".md").read_text())
 
