@@ -336,6 +336,10 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert ablation._method_settings("exponential-floor-thin", search, finetune, cell) == {**thin, "floor_path": "uniform"}
     assert ablation._method_settings("exponential-floor-once-thin", search, finetune, cell) == {
         **thin, "floor_path": "once"}
+    # -final2: two final fine-tunes, the better on validation kept
+    assert ablation._method_settings("exponential-final2-thin", search, finetune, cell) == {**thin, "final_tries": 2}
+    assert ablation._method_settings("uniform-final2-thin", search, finetune, cell) == {
+        **ablation._method_settings("uniform-thin", search, finetune, cell), "final_tries": 2}
     # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}

@@ -24,6 +24,7 @@ from netbudget.cli import app
 from netbudget.compress import compress as apply_config
 from netbudget.compress.channels import MIN_WIDTH
 from netbudget.constraints import format_value
+from netbudget.data import load_dataset
 from netbudget.exceptions import (
     InvalidArgumentError,
     InvalidConstraintError,
@@ -35,6 +36,7 @@ from netbudget.pipeline import CostModel, RunConfig, default_operators
 from netbudget.pipeline.run import _ranked
 from netbudget.search.bounds import measured
 from netbudget.space import build_space
+from netbudget.train import evaluate
 from netbudget.zoo import build_model, save_checkpoint
 
 runner = CliRunner()
@@ -162,6 +164,8 @@ def test_operators_follow_the_budgets() -> None:
         ({"moments": 6, "remeasurements": 5}, "`moments` must be an integer from 1 to remeasurements (5), but got moments=6"),
         ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
+        ({"final_tries": 0}, "`final_tries` must be an integer >= 1, but got final_tries=0"),
+        ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1, but got final_tries=2.0"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
@@ -374,6 +378,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "latency <= 0.5x", "--moments", "0"], 2, "`moments` must be an integer from 1 to"),
         (["--constraint", "latency <= 0.5x", "--moment-seconds", "-5"], 2, "`moment_seconds` must be >= 0"),
         (["--constraint", "latency <= 0.5x", "--repairs", "-1"], 2, "`repairs` must be an integer >= 0"),
+        (["--constraint", "latency <= 0.5x", "--final-tries", "0"], 2, "`final_tries` must be an integer >= 1"),
         ([], 2, "No budget given"),
     ],
 )
@@ -1428,3 +1433,37 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
     assert RunConfig.read(path, run=True).floor_path == "uniform"
+
+
+def test_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_the_best_on_validation(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    from netbudget.pipeline.run import FINAL_TRY_SEED_STRIDE
+
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 3}
+    one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.3x"], **settings)
+    config = RunConfig.read(tmp_path / "one" / "run.yaml").write(tmp_path / "settings.yaml")
+    exit_code, output = _cli(["compress", "--config", str(config), "--final-tries", "3",
+                              "--run-dir", str(tmp_path / "three"), "--quiet"])
+    assert exit_code == 0, output
+    assert RunConfig.read(tmp_path / "three" / "run.yaml").final_tries == 3
+    summary = json.loads((tmp_path / "three" / "final" / "summary.json").read_text())
+    # _quick_run's settings but the final tries: one search, one network fine-tuned three times
+    assert one.summary["final_tries"] == []  # one try: nothing to choose, nothing recorded
+    tries = summary["final_tries"]
+    assert [t["seed"] for t in tries] == [2003, 2003 + FINAL_TRY_SEED_STRIDE, 2003 + 2 * FINAL_TRY_SEED_STRIDE]
+    assert len({t["val_top1"] for t in tries} | {t["test_top1"] for t in tries}) > 2  # the seeds train differently
+    best = max(t["val_top1"] for t in tries)
+    kept = [t["kept"] for t in tries]
+    assert kept.count(True) == 1 and tries[kept.index(True)]["val_top1"] == best
+    assert kept.index(True) == next(k for k, t in enumerate(tries) if t["val_top1"] == best)  # earliest on a tie
+    # the kept try is what was verified, exported and reported (no repair: size is exact)
+    assert summary["accuracy"]["final"] == tries[kept.index(True)]["test_top1"]
+    data = load_dataset("digits", seed=3)
+    assert evaluate(netbudget.load(tmp_path / "three" / "final" / "model.pt"), data.test) == summary["accuracy"]["final"]
+    # the first try is the single fine-tune's: same network, same seed, same accuracy
+    assert tries[0]["test_top1"] == one.summary["accuracy"]["final"]
+    vals = ", ".join(f"{100 * t['val_top1']:.2f} %" for t in tries)
+    assert (f"Final fine-tune: 3 tries from the same network (validation top-1 {vals}); kept try "
+            f"{kept.index(True) + 1}, test top-1 {100 * summary['accuracy']['final']:.2f} %.") \
+        in (tmp_path / "three" / "report" / "report.md").read_text()

@@ -97,6 +97,10 @@ class RunConfig:
         threads: intra-op threads of the latency backend.
         step_epochs: fine-tuning epochs of each step's winner.
         final_epochs: fine-tuning epochs of the final network.
+        final_tries: final fine-tunes of the re-checked network, each from the same weights with
+            its own seed; the one with the best validation top-1 is kept, verified and exported
+            (``final/summary.json`` lists each try's validation and test top-1). The first try
+            uses the seed a single fine-tune would: ``1`` reproduces one fine-tune exactly.
         finetune_lr: learning rate of every fine-tune.
         finetune_samples: training samples per fine-tuning epoch (``None``: all).
         distill: distil from the original network while fine-tuning.
@@ -183,6 +187,7 @@ class RunConfig:
     threads: int = 1
     step_epochs: int = 1
     final_epochs: int = 3
+    final_tries: int = 1
     finetune_lr: float = 0.01
     finetune_samples: int | None = None
     distill: bool = True
@@ -228,6 +233,7 @@ class RunConfig:
             ("threads", self.threads >= 1, ">= 1"),
             ("step_epochs", self.step_epochs >= 0, ">= 0"),
             ("final_epochs", self.final_epochs >= 0, ">= 0"),
+            ("final_tries", type(self.final_tries) is int and self.final_tries >= 1, "an integer >= 1"),
             ("finetune_lr", self.finetune_lr > 0, "> 0"),
             ("skip_margin", self.skip_margin >= 0, ">= 0"),
             ("safety_sigmas", self.safety_sigmas >= 0, ">= 0"),
