@@ -1196,6 +1196,42 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     return uniform, exponential
 
 
+def _final_tries_lines(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """Section on the runs with several final fine-tunes (``-final2``): each run's first try is
+    the single fine-tune (same network, same seed), so kept - first is what the choice on
+    validation data gained on the network the run found; then the methods against each other
+    and against their single-fine-tune rows (other runs: the search's noise included)."""
+    cells = _by_cell(results["rows"], labels)
+    tried = {key: rows for key, rows in cells.items() if any(len(r.get("final_tries") or []) > 1 for r in rows)}
+    if not tried:
+        return []
+    lines = ["", "## Final tries: the better of two final fine-tunes, chosen on validation data (`-final2`)", "",
+             ("Each run fine-tuned its last network twice from the same weights with two seeds and kept the try "
+              "with the better validation top-1; its first try is the single fine-tune a run without the "
+              "setting makes (same network, same seed). Test top-1 in %; differences in points, mean +- sd over runs."),
+             "", ("| network | cell | method | runs | first try (one fine-tune) | kept | kept - first | "
+                  "kept the better on test | tries' test spread (mean abs. difference) |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    notes = []
+    for (network, cell), rows in tried.items():
+        methods = sorted({r["method"] for r in rows if len(r.get("final_tries") or []) > 1})
+        for method in methods:
+            mine = [r for r in rows if r["method"] == method]
+            first = np.array([r["final_tries"][0]["test_top1"] for r in mine])
+            kept = np.array([next(t for t in r["final_tries"] if t["kept"])["test_top1"] for r in mine])
+            best = sum(k >= max(t["test_top1"] for t in r["final_tries"]) for k, r in zip(kept, mine))
+            spread = np.mean([max(t["test_top1"] for t in r["final_tries"]) - min(t["test_top1"] for t in r["final_tries"])
+                              for r in mine])
+            gain, sd, n = _spread(list(100 * (kept - first)))
+            lines.append(f"| {network} | {cell} | {method} | {n} | {100 * first.mean():.2f} | {100 * kept.mean():.2f} | "
+                         f"{_paired_text(gain, sd, n)} | {best} of {n} | {100 * spread:.2f} |")
+        if {"exponential-final2-thin", "uniform-final2-thin"} <= set(methods):
+            notes.append(f"* {network} / {cell}: " + _rerun_line(
+                rows, "-final2-thin", "with two final tries", "the single fine-tune's rows (other runs)",
+                {"exponential": "exponential-thin", "uniform": "uniform-thin"}).strip())
+    return lines + ([""] + notes if notes else [])
+
+
 def _by_cell(entries: list[dict], labels: dict[str, str]) -> dict[tuple[str, str], list[dict]]:
     """``entries`` (rows or headroom studies) grouped by (network, cell tagged with its machine)."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -1434,6 +1470,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
         if {"one-step-channels", "uniform-channels"} & set(mean):
             lines += _channels_lines(rows, mean, head_channels)
     lines += _cooling_lines(results, labels, "-thin", "the current settings: the `-thin` rows")
+    lines += _final_tries_lines(results, labels)
     lines += _cooling_lines(results, labels, "", "the first rows of each cell: the pipeline's settings when the cell first ran")
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               ("Draws: `mix` = random starts mixed towards the most compressed corner until feasible; `split` = one "

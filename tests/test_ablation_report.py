@@ -755,3 +755,32 @@ def test_confirming_a_headroom_study_refits_its_uniform_and_best_draws_with_more
     monkeypatch.setattr("sys.argv", ["ablation.py", "--confirm-headroom", "1"])
     with pytest.raises(SystemExit, match=r"--confirm-headroom: 1; expected a number of fine-tuning seeds >= 2"):
         ablation.main()
+
+
+def _tried(method: str, seed: int, tries: list[tuple[float, float]], kept: int) -> dict:
+    """A row with final tries ``(validation, test)`` top-1, ``kept`` the chosen one."""
+    records = [{"seed": 2000 + seed + 100_003 * k, "val_top1": v, "test_top1": t, "kept": k == kept}
+               for k, (v, t) in enumerate(tries)]
+    return {**_row(method, seed, tries[kept][1]), "final_tries": records}
+
+
+def test_final_tries_section_compares_the_kept_try_with_the_first_on_the_same_network(ablation, tmp_path) -> None:
+    rows = [_tried("exponential-final2-thin", 0, [(0.90, 0.88), (0.91, 0.90)], kept=1),  # +2 pt, the better on test
+            _tried("exponential-final2-thin", 1, [(0.92, 0.91), (0.90, 0.92)], kept=0),  # 0, the worse on test
+            _tried("uniform-final2-thin", 0, [(0.90, 0.89), (0.89, 0.88)], kept=0),
+            _tried("uniform-final2-thin", 1, [(0.90, 0.90), (0.91, 0.91)], kept=1)]
+    rows += [_row("exponential-thin", 0, 0.87), _row("exponential-thin", 1, 0.91)]
+    rows += [_row("uniform-thin", s, 0.90) for s in range(2)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    assert "## Final tries: the better of two final fine-tunes, chosen on validation data (`-final2`)" in text
+    assert "| vgg | lat40-small | exponential-final2-thin | 2 | 89.50 | 90.50 | +1.00 +- 1.41 | 1 of 2 | 1.50 |" in text
+    assert "| vgg | lat40-small | uniform-final2-thin | 2 | 89.50 | 90.00 | +0.50 +- 0.71 | 2 of 2 | 1.00 |" in text
+    # the methods against each other (kept 90/91 against 89/91 %) and against their single-try rows (87/91, 90/90 %)
+    assert ("* vgg / lat40-small: with two final tries: exponential - uniform = +0.50 +- 0.71 pt over 2 paired seeds "
+            "(met); minus the single fine-tune's rows (other runs): exponential +1.50 +- 2.12 pt over 2, uniform "
+            "+0.00 +- 1.41 pt over 2; feasible 4/4 runs (met).") in text
+    # rows without tries add no section
+    plain = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows[4:], "cells": [], "headroom": [],
+                                           "dense": [], "proxy": []})
+    assert "## Final tries" not in plain
