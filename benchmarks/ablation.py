@@ -212,15 +212,39 @@ def _machine() -> str:
 EARLIER = "earlier"  # the machine of the rows written before rows recorded theirs (sessions 1-8)
 
 
-def _fingerprint() -> str:
+# network -> test top-1 of its checkpoint where this machine's CPU ran the network before with
+# another checkpoint (a fresh machine of a known CPU retrains it: resnet20 on C, 91.89 % in one
+# session and 92.28 % in session 34); set by main, read by _fingerprint(network)
+RETRAINED: dict[str, float] = {}
+
+
+def _fingerprint(network: str | None = None) -> str:
     """This machine, as rows, dense entries and unreachable cells record it: the CPU model, its
     AVX-512 extensions and the torch threads. Latency ratios, and so which budgets are
     reachable, differ between CPUs (vgg's floor: 0.32x on the earlier machine, 0.45x on one
-    with AVX-512 FP16), and a checkpoint retrained on another machine differs."""
+    with AVX-512 FP16), and a checkpoint retrained on another machine differs. With ``network``
+    retrained on a CPU that ran it before (``RETRAINED``), the fingerprint names the new
+    checkpoint: its entries pair with nothing of the first one's."""
     machine = describe_machine()
     model = machine["cpu"]
     avx512 = [f.removeprefix("avx512") for f in machine["avx512"]]
-    return f"{model}; avx512 {','.join(avx512) or 'none'}; {torch.get_num_threads()} threads"
+    text = f"{model}; avx512 {','.join(avx512) or 'none'}; {torch.get_num_threads()} threads"
+    if network in RETRAINED:
+        text += f"; {network} retrained to {100 * RETRAINED[network]:.2f} %"
+    return text
+
+
+def _note_checkpoint(results: dict[str, Any], network: str, top1: float) -> str:
+    """This machine's fingerprint for ``network`` whose checkpoint has test top-1 ``top1``
+    (fraction): where this CPU's first dense entry of ``network`` has another top-1, the
+    checkpoint is a retrained one and is noted in ``RETRAINED``."""
+    first = next((d["top1"] for d in results["dense"] if d["network"] == network and d["machine"] == _fingerprint()),
+                 None)
+    if first is not None and first != top1:
+        RETRAINED[network] = top1
+    else:
+        RETRAINED.pop(network, None)
+    return _fingerprint(network)
 
 
 def _backfill(results: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +316,7 @@ def _dense(network: str, model: torch.nn.Module, data) -> dict[str, Any]:
     values = [measure_latency(model, data.input_shape, config).value for _ in range(5)]
     return {"network": network, "top1": evaluate(model, data.test), "latency_ms": 1e3 * float(np.mean(values)),
             "latency_spread": float(np.std(values, ddof=1) / np.mean(values)), "batch_size": LATENCY["batch_size"],
-            "machine": _fingerprint()}
+            "machine": _fingerprint(network)}
 
 
 def _mix_until_feasible(feasible: Callable[[np.ndarray], bool], point: np.ndarray,
@@ -528,7 +552,7 @@ def _headroom(network: str, cell: str, model, data, n: int, finetune: dict[str, 
     epochs = finetune["final_epochs"] + finetune["step_epochs"] * steps
     max_steps = None if finetune["finetune_samples"] is None else math.ceil(finetune["finetune_samples"] / 128) * epochs
     key = {"network": network, "cell": cell, "constraints": list(spec["constraints"]), "epochs": epochs,
-           "max_steps": max_steps, "seed": seed, "machine": _fingerprint()}
+           "max_steps": max_steps, "seed": seed, "machine": _fingerprint(network)}
     if operators != _headroom_operators(cell):  # the key of a default study stays what it was
         key["operators"] = operators
     groups = None
@@ -624,7 +648,7 @@ def _retime(network: str, cell: str, model, data, cache: Path, out: Path | None 
                 "moment_means": [float(np.mean(m)) for m in moments]}
 
     key = {"network": network, "cell": cell, "study": cache.name, "settings": dict(settings),
-           "machine": _fingerprint()}
+           "machine": _fingerprint(network)}
     points = _cached_points(out, key, positions, point)
     return {"upper_ratio": [p["upper_ratio"] for p in points], "moment_means": [p["moment_means"] for p in points],
             "bound": bound, "threshold": bound * (1 - settings["margin"]), **dict(settings)}
@@ -694,7 +718,7 @@ def _confirm(network: str, cell: str, model, data, cache: Path, top1: list[float
         return {"top1": [_finetuned_top1(model, space, config, data, study["epochs"], study["max_steps"], s)
                          for s in more]}
 
-    key = {"network": network, "cell": cell, "study": cache.name, "seeds": more, "machine": _fingerprint()}
+    key = {"network": network, "cell": cell, "study": cache.name, "seeds": more, "machine": _fingerprint(network)}
     points = _cached_points(out, key, [positions[i] for i in index], point)
     done = _read_cache(out, key)
     reproduced = done.get("reproduced")
@@ -800,9 +824,11 @@ def main() -> None:
     from netbudget.exceptions import UnreachableBudgetError
 
     results.setdefault("unreachable", [])
-    machine = _fingerprint()
+    from netbudget.train import evaluate
+
     for network in networks:
         model = pretrained(network, "fashion-mnist")
+        machine = _note_checkpoint(results, network, evaluate(model, data.test))
         if not any(d["network"] == network and d["machine"] == machine for d in results["dense"]):
             results["dense"].append(_dense(network, model, data))
             _save(out, results)
@@ -830,7 +856,7 @@ def main() -> None:
 def _stored_study(results: dict[str, Any], out: Path, network: str, cell: str, flag: str) -> dict[str, Any]:
     """This machine's stored headroom study of (network, cell) over the cell's default operators,
     which ``flag`` works on; stops naming the flag where there is none."""
-    machine = _fingerprint()
+    machine = _fingerprint(network)
     head = next((h for h in results["headroom"] if h["network"] == network and h["cell"] == cell
                  and h.get("machine", EARLIER) == machine and _head_operators(h) == _headroom_operators(cell)), None)
     if head is None:
@@ -876,7 +902,7 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
     def mine(entry: dict[str, Any]) -> bool:
         return entry["network"] == network and entry.get("cell") == cell
 
-    machine = _fingerprint()
+    machine = _fingerprint(network)
 
     def here(entry: dict[str, Any]) -> bool:  # headroom and proxy studies are per machine, as rows are
         return mine(entry) and entry.get("machine", EARLIER) == machine

@@ -266,7 +266,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
         return head, [{"network": network, "cell": cell, "fidelity": "bn", "spearman": 0.5, "seconds": 1.0}]
 
     monkeypatch.setattr(ablation, "_headroom", fake_headroom)
-    monkeypatch.setattr(ablation, "_fingerprint", lambda: ablation.EARLIER)  # the machine the stored studies ran on
+    monkeypatch.setattr(ablation, "_fingerprint", lambda network=None: ablation.EARLIER)  # the machine the stored studies ran on
     old = {"network": "vgg", "cell": "lat40-small", "uniform_top1": 0.8, "oracle_best_top1": 0.85,
            "oracle_mean_top1": 0.82, "n": 7, "top1": [0.8] * 7}
     other = {**old, "cell": "size10-small"}
@@ -291,7 +291,7 @@ def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_ask
         ("lat40-small", "bn"), ("size10-small", "bn"), ("size10-small", "reference")]
     assert json.loads(out.read_text())["headroom"][1]["n"] == 21
     # another machine does not reuse the earlier machine's study: it runs its own beside it
-    monkeypatch.setattr(ablation, "_fingerprint", lambda: "Xeon; avx512 f,fp16; 2 threads")
+    monkeypatch.setattr(ablation, "_fingerprint", lambda network=None: "Xeon; avx512 f,fp16; 2 threads")
     run(redo=False, n=20)
     assert calls == [20, 20]
     assert [(h["cell"], h["n"], h.get("machine")) for h in results["headroom"]] == [
@@ -558,7 +558,7 @@ def test_a_headroom_study_over_other_operators_stands_beside_the_default_one(abl
                        "operators": operators}]
 
     monkeypatch.setattr(ablation, "_headroom", fake_headroom)
-    monkeypatch.setattr(ablation, "_fingerprint", lambda: ablation.EARLIER)
+    monkeypatch.setattr(ablation, "_fingerprint", lambda network=None: ablation.EARLIER)
     # a study written before studies recorded their operators: the cell's default (prune + bits)
     old = {"network": "vgg", "cell": "size05", "uniform_top1": 0.89, "oracle_best_top1": 0.90,
            "oracle_mean_top1": 0.895, "n": 9, "top1": [0.89] * 9}
@@ -784,3 +784,25 @@ def test_final_tries_section_compares_the_kept_try_with_the_first_on_the_same_ne
     plain = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows[4:], "cells": [], "headroom": [],
                                            "dense": [], "proxy": []})
     assert "## Final tries" not in plain
+
+
+def test_a_network_retrained_on_a_cpu_that_ran_it_before_gets_its_own_fingerprint(ablation, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(ablation, "RETRAINED", {})
+    here = ablation._fingerprint()
+    results = {"machine": "test", "rows": [], "cells": [], "headroom": [], "proxy": [],
+               "dense": [{"network": "resnet20", "top1": 0.9189, "latency_ms": 5.0, "latency_spread": 0.01,
+                          "batch_size": 32, "machine": here}]}
+    # the checkpoint the CPU ran before: its plain fingerprint; a network it never ran: the same
+    assert ablation._note_checkpoint(results, "resnet20", 0.9189) == here
+    assert ablation._note_checkpoint(results, "vgg", 0.9333) == here and ablation._fingerprint("vgg") == here
+    # retrained on a fresh machine of the same CPU: named, so nothing of the first checkpoint pairs with it
+    retrained = ablation._note_checkpoint(results, "resnet20", 0.9228)
+    assert retrained == f"{here}; resnet20 retrained to 92.28 %" == ablation._fingerprint("resnet20")
+    assert ablation._fingerprint() == here and ablation._fingerprint("vgg") == here
+    rows = [{**_row("exponential-thin", 0, 0.88), "network": "resnet20", "machine": here, "base_top1": 0.9189},
+            {**_row("uniform-thin", 0, 0.87), "network": "resnet20", "machine": here, "base_top1": 0.9189},
+            {**_row("exponential-thin", 0, 0.90), "network": "resnet20", "machine": retrained, "base_top1": 0.9228}]
+    text = _markdown(ablation, tmp_path, {**results, "rows": rows})
+    assert f"* C: {retrained}" in text  # its own label; A is the earlier machine, B this CPU's first checkpoint
+    assert "| resnet20 | lat40-small @B | exponential-thin | 1 | 88.00 % | +1.00 |" in text
+    assert "| resnet20 | lat40-small @C | exponential-thin | 1 | 90.00 % |  |" in text
