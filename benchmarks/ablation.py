@@ -96,7 +96,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
            "reference-thin", "one-step-thin", "one-step-once-thin", "exponential-project-thin", "one-step-project-thin",
            "exponential-floor-thin", "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin",
-           "uniform-final2-thin"]
+           "uniform-final2-thin", "exponential-bnfinal-thin", "uniform-bnfinal-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -133,7 +133,12 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "uniform-moments", "exponential-repair", "uniform-repair", "exponential-thin", "uniform-thin",
               "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin",
               "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin",
-              "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin", "uniform-final2-thin"}
+              "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin", "uniform-final2-thin",
+              "exponential-bnfinal-thin", "uniform-bnfinal-thin"}
+# *-bnfinal (session 34, with -thin): the final network's batch-norm statistics re-estimated after
+# its fine-tune (`final_bn_batches` 40, the pipeline's default since): benchmarks/soup.py measured
+# +0.71 +- 0.25 pt on the final fine-tunes of the ten -final2 runs (machine F, 4 tries each, every
+# run ahead); not yet run as rows.
 # *-final2 (session 34, with -thin): the final fine-tune runs twice from the same network with two
 # seeds and the try with the better validation top-1 is kept (`final_tries=2`); its first try is
 # the single fine-tune's, so each row also holds what one try would have given (`final_tries`).
@@ -169,6 +174,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-floor": {"floor_path": "uniform"},
     "-bn": {"proxy": "bn"},
     "-final2": {"final_tries": 2},
+    "-bnfinal": {"final_bn_batches": 40},
 }
 # pipeline settings a cell pins to what its older rows ran with
 PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators", "project_misses",
@@ -273,6 +279,8 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
     settings: dict[str, Any] = {**LATENCY, **finetune, "steps": steps, "trials": trials, "cooling": "exponential",
                                 "sampler": "netbudget", "proxy": "lookahead", "proxy_steps": 50,
                                 "remeasurements": 10, "round_to": 8,
+                                # every row until session 34 kept the final fine-tune's batch-norm statistics
+                                "final_bn_batches": 0,
                                 **{k: v for k, v in (pins or {}).items() if k in PINNED}}
     while suffix := next((s for s in VARIANTS if method.endswith(s)), None):
         settings.update(VARIANTS[suffix])

@@ -165,6 +165,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
         ({"final_tries": 0}, "`final_tries` must be an integer >= 1, but got final_tries=0"),
+        ({"final_bn_batches": -1}, "`final_bn_batches` must be an integer >= 0, but got final_bn_batches=-1"),
         ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1, but got final_tries=2.0"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
@@ -1428,7 +1429,7 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
-    assert BEFORE_ADDED == {"floor_path": "search"}
+    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
@@ -1467,3 +1468,22 @@ def test_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_th
     assert (f"Final fine-tune: 3 tries from the same network (validation top-1 {vals}); kept try "
             f"{kept.index(True) + 1}, test top-1 {100 * summary['accuracy']['final']:.2f} %.") \
         in (tmp_path / "three" / "report" / "report.md").read_text()
+
+
+def test_the_final_networks_batch_norm_statistics_are_re_estimated_after_its_fine_tune(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    from netbudget.proxy import reestimate_batchnorm_
+
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 1}
+    kept = _quick_run(tmp_path / "kept", digits_weights, ["size <= 0.3x"], final_bn_batches=0, **settings)
+    fresh = _quick_run(tmp_path / "fresh", digits_weights, ["size <= 0.3x"], **settings)
+    assert RunConfig.read(tmp_path / "fresh" / "run.yaml").final_bn_batches == 40  # the default
+    # the same search and fine-tune; the default then recomputes the statistics from 40 training batches
+    before, after = kept.model.state_dict(), fresh.model.state_dict()
+    means = [k for k in before if k.endswith("running_mean")]
+    assert means and all(not torch.equal(before[k], after[k]) for k in means)
+    weights = [k for k in before if k.endswith("weight")]
+    assert all(torch.equal(before[k], after[k]) for k in weights)
+    redone = reestimate_batchnorm_(kept.model, load_dataset("digits", seed=1).train, batches=40)
+    assert all(torch.allclose(redone.state_dict()[k], after[k]) for k in means)

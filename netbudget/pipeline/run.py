@@ -38,7 +38,7 @@ from netbudget.metrics.registry import MeasureContext, measure
 from netbudget.pipeline.config import RunConfig, default_operators
 from netbudget.pipeline.cost import COMPUTABLE_KEYS, CostModel
 from netbudget.progress import ProgressBar
-from netbudget.proxy import ProxyConfig, score
+from netbudget.proxy import ProxyConfig, reestimate_batchnorm_, score
 from netbudget.search.bounds import Bound, measured, record_measurements
 from netbudget.search.cooling import CoolingSchedule
 from netbudget.search.registry import make_sampler
@@ -935,14 +935,18 @@ class _Run:
                 break
         return chosen, tries, picked
 
-    def _fine_tuned(self, module: nn.Module, epochs: int, *, seed: int, label: str) -> nn.Module:
-        """A copy of ``module`` fine-tuned for ``epochs`` (compression kept), in eval mode."""
+    def _fine_tuned(self, module: nn.Module, epochs: int, *, seed: int, label: str, last: bool = False) -> nn.Module:
+        """A copy of ``module`` fine-tuned for ``epochs`` (compression kept), in eval mode;
+        ``last`` (the final network or a repair of it): its batch-norm statistics are then
+        re-estimated from ``final_bn_batches`` batches of training samples."""
         candidate = CompressedModel(module=copy.deepcopy(module), config={})
         _inherit_compression(candidate)
         if epochs > 0:
             self.console.print(f"[bold]{label}[/]: {epochs} epoch(s)")
             fine_tune(candidate, self.data.train, self._fit(epochs, seed=seed),
                       teacher=self.original if self.config.distill else None, progress=self.progress)
+            if last and self.config.final_bn_batches > 0:
+                reestimate_batchnorm_(candidate.module, self.data.train, batches=self.config.final_bn_batches)
         return candidate.module.eval()
 
     def _final_fine_tune(self, module: nn.Module, epochs: int) -> tuple[nn.Module, list[dict[str, Any]]]:
@@ -953,11 +957,11 @@ class _Run:
         nothing."""
         n = self.config.final_tries if epochs > 0 else 1
         if n == 1:
-            return self._fine_tuned(module, epochs, seed=self.config.seed + 2000, label="final fine-tune"), []
+            return self._fine_tuned(module, epochs, seed=self.config.seed + 2000, label="final fine-tune", last=True), []
         best, records = None, []
         for k in range(n):
             seed = self.config.seed + 2000 + FINAL_TRY_SEED_STRIDE * k
-            tried = self._fine_tuned(module, epochs, seed=seed, label=f"final fine-tune {k + 1}/{n}")
+            tried = self._fine_tuned(module, epochs, seed=seed, label=f"final fine-tune {k + 1}/{n}", last=True)
             val = evaluate(tried, self.data.val)
             records.append({"seed": seed, "val_top1": val, "test_top1": evaluate(tried, self.data.test), "kept": False})
             self.console.print(f"final fine-tune {k + 1}/{n}: validation top-1 {100 * val:.2f} %")
@@ -1023,7 +1027,8 @@ class _Run:
                 self.console.print(f"repair {n}: {why}; giving up")
                 records.append(record)
                 break
-            module = self._fine_tuned(thinned, cfg.step_epochs, seed=cfg.seed + 3000 + n, label=f"repair {n} fine-tune")
+            module = self._fine_tuned(thinned, cfg.step_epochs, seed=cfg.seed + 3000 + n, label=f"repair {n} fine-tune",
+                                      last=True)
             rows, feasible = self._verify(module)
             records.append({**record, "feasible": feasible})
         return module, rows, feasible, records
