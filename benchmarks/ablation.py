@@ -96,7 +96,8 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-channels", "random-thin", "tpe-thin", "optuna-gp-thin", "penalty-thin", "linear-thin",
            "reference-thin", "one-step-thin", "one-step-once-thin", "exponential-project-thin", "one-step-project-thin",
            "exponential-floor-thin", "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin",
-           "uniform-final2-thin", "exponential-bnfinal-thin", "uniform-bnfinal-thin"]
+           "uniform-final2-thin", "exponential-bnfinal-thin", "uniform-bnfinal-thin",
+           "exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -134,7 +135,10 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-split", "one-step-channels", "uniform-channels", "reference-thin", "one-step-thin",
               "exponential-project-thin", "one-step-project-thin", "exponential-floor-thin",
               "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin", "uniform-final2-thin",
-              "exponential-bnfinal-thin", "uniform-bnfinal-thin"}
+              "exponential-bnfinal-thin", "uniform-bnfinal-thin", "exponential-soup2-bnfinal-thin",
+              "uniform-soup2-bnfinal-thin"}
+# *-soup2 (session 34, with -bnfinal -thin): two final fine-tunes averaged (`final_tries` 2,
+# `final_merge` soup): soup.py measured +0.57 +- 0.09 pt over one re-estimated try; no rows yet.
 # *-bnfinal (session 34, with -thin): the final network's batch-norm statistics re-estimated after
 # its fine-tune (`final_bn_batches` 40, the pipeline's default since): benchmarks/soup.py measured
 # +0.71 +- 0.25 pt on the final fine-tunes of the ten -final2 runs (machine F, 4 tries each, every
@@ -173,7 +177,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-floor-once": {"floor_path": "once"},
     "-floor": {"floor_path": "uniform"},
     "-bn": {"proxy": "bn"},
-    "-final2": {"final_tries": 2},
+    "-final2": {"final_tries": 2, "final_merge": "best"},
+    "-soup2": {"final_tries": 2, "final_merge": "soup"},
     "-bnfinal": {"final_bn_batches": 40},
 }
 # pipeline settings a cell pins to what its older rows ran with

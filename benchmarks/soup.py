@@ -46,16 +46,10 @@ CONTROLS = ("one try, BN re-estimated", "one try, 2x epochs", "one try, all x ep
 def soup(modules: list, data, *, batches: int = BN_BATCHES):
     """The element-wise mean of ``modules``' parameters and floating buffers (same architecture),
     its batch-norm statistics re-estimated on ``data`` (a ``Split``); a new module."""
-    import torch
-
     from netbudget.proxy import reestimate_batchnorm_
+    from netbudget.train import average_weights
 
-    out = copy.deepcopy(modules[0])
-    states = [m.state_dict() for m in modules]
-    mean = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
-            for k, v in states[0].items()}
-    out.load_state_dict(mean)
-    return reestimate_batchnorm_(out, data, batches=batches).eval()
+    return reestimate_batchnorm_(average_weights(modules), data, batches=batches).eval()
 
 
 def rules(val: list[float], test: list[float], pair_test: dict[tuple[int, int], float],

@@ -225,10 +225,13 @@ def _markdown(config, meta, steps, summary, images) -> str:
                        f"{machine['threads']} thread(s), batch {machine['batch_size']}."), ""]
         tries = summary.get("final_tries") or []  # absent from runs finished before it was recorded
         if tries:
+            singles = [t for t in tries if "soup_of" not in t]
             kept = next(k for k, t in enumerate(tries) if t["kept"])
-            vals = ", ".join(f"{100 * t['val_top1']:.2f} %" for t in tries)
-            lines += [(f"Final fine-tune: {len(tries)} tries from the same network (validation top-1 {vals}); "
-                       f"kept try {kept + 1}, test top-1 {100 * tries[kept]['test_top1']:.2f} %."), ""]
+            vals = ", ".join(f"{100 * t['val_top1']:.2f} %" for t in singles)
+            outcome = (f"their weights averaged (validation top-1 {100 * tries[kept]['val_top1']:.2f} %)"
+                       if "soup_of" in tries[kept] else f"kept try {kept + 1}")
+            lines += [(f"Final fine-tune: {len(singles)} tries from the same network (validation top-1 {vals}); "
+                       f"{outcome}, test top-1 {100 * tries[kept]['test_top1']:.2f} %."), ""]
         for n, repair in enumerate(summary.get("repairs") or [], start=1):
             missed = ", ".join(f"`{k}` upper bound {v:.4g}" for k, v in repair["missed"].items())
             if repair["passed"]:

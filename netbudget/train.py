@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from netbudget.progress import ProgressBar
 if TYPE_CHECKING:
     from netbudget.compress.core import CompressedModel
 
-__all__ = ["FitConfig", "FitResult", "default_epochs", "evaluate", "fine_tune", "fit"]
+__all__ = ["FitConfig", "FitResult", "average_weights", "default_epochs", "evaluate", "fine_tune", "fit"]
 
 _OPTIMIZERS = ("sgd", "adamw")
 _DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}
@@ -258,6 +259,23 @@ class _Constrain(nn.Module):
 
 
 @torch.no_grad()
+def average_weights(modules: list[nn.Module]) -> nn.Module:
+    """A new module whose parameters and floating-point buffers are the element-wise mean of
+    ``modules``' (one architecture; e.g. fine-tunes of one network: a "weight soup"). Integer
+    buffers (batch-norm's batch counts) are the first module's. Averaged batch-norm running
+    statistics describe no network: re-estimate them (``netbudget.proxy.reestimate_batchnorm_``)."""
+    if not modules:
+        raise InvalidArgumentError("average_weights needs at least one module, but got none.")
+    states = [m.state_dict() for m in modules]
+    shapes = [{k: tuple(v.shape) for k, v in s.items()} for s in states]
+    if any(shape != shapes[0] for shape in shapes[1:]):
+        raise InvalidArgumentError("average_weights needs modules of one architecture; their parameter shapes differ.")
+    out = copy.deepcopy(modules[0])
+    out.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                         for k, v in states[0].items()})
+    return out
+
+
 def evaluate(model: nn.Module, data: Dataset | Split, *, batch_size: int = 512) -> float:
     """Return top-1 accuracy (fraction in [0, 1]) of ``model`` on a split.
 

@@ -340,9 +340,13 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert thin["final_bn_batches"] == 0
     assert ablation._method_settings("exponential-bnfinal-thin", search, finetune, cell) == {**thin, "final_bn_batches": 40}
     # -final2: two final fine-tunes, the better on validation kept
-    assert ablation._method_settings("exponential-final2-thin", search, finetune, cell) == {**thin, "final_tries": 2}
+    assert ablation._method_settings("exponential-final2-thin", search, finetune, cell) == {
+        **thin, "final_tries": 2, "final_merge": "best"}
     assert ablation._method_settings("uniform-final2-thin", search, finetune, cell) == {
-        **ablation._method_settings("uniform-thin", search, finetune, cell), "final_tries": 2}
+        **ablation._method_settings("uniform-thin", search, finetune, cell), "final_tries": 2, "final_merge": "best"}
+    # -soup2: two final fine-tunes averaged, with the re-estimated statistics
+    assert ablation._method_settings("exponential-soup2-bnfinal-thin", search, finetune, cell) == {
+        **thin, "final_tries": 2, "final_merge": "soup", "final_bn_batches": 40}
     # the other methods as rivals of the current defaults: their own sampler or proxy, the -thin settings
     assert ablation._method_settings("optuna-gp-thin", search, finetune, cell) == {**thin, "sampler": "optuna-gp"}
     assert ablation._method_settings("reference-thin", search, finetune, cell) == {**thin, "proxy": "reference"}

@@ -166,6 +166,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
         ({"final_tries": 0}, "`final_tries` must be an integer >= 1, but got final_tries=0"),
         ({"final_bn_batches": -1}, "`final_bn_batches` must be an integer >= 0, but got final_bn_batches=-1"),
+        ({"final_merge": "vote"}, "`final_merge` must be one of ('soup', 'best'), but got final_merge='vote'"),
         ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1, but got final_tries=2.0"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
@@ -1429,14 +1430,14 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
-    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0}
+    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best"}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
     assert RunConfig.read(path, run=True).floor_path == "uniform"
 
 
-def test_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_the_best_on_validation(
+def test_with_final_merge_best_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_the_best(
     tmp_path: Path, digits_weights: Path
 ) -> None:
     from netbudget.pipeline.run import FINAL_TRY_SEED_STRIDE
@@ -1444,10 +1445,11 @@ def test_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_th
     settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 3}
     one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.3x"], **settings)
     config = RunConfig.read(tmp_path / "one" / "run.yaml").write(tmp_path / "settings.yaml")
-    exit_code, output = _cli(["compress", "--config", str(config), "--final-tries", "3",
+    exit_code, output = _cli(["compress", "--config", str(config), "--final-tries", "3", "--final-merge", "best",
                               "--run-dir", str(tmp_path / "three"), "--quiet"])
     assert exit_code == 0, output
-    assert RunConfig.read(tmp_path / "three" / "run.yaml").final_tries == 3
+    stored = RunConfig.read(tmp_path / "three" / "run.yaml")
+    assert (stored.final_tries, stored.final_merge) == (3, "best")
     summary = json.loads((tmp_path / "three" / "final" / "summary.json").read_text())
     # _quick_run's settings but the final tries: one search, one network fine-tuned three times
     assert one.summary["final_tries"] == []  # one try: nothing to choose, nothing recorded
@@ -1487,3 +1489,32 @@ def test_the_final_networks_batch_norm_statistics_are_re_estimated_after_its_fin
     assert all(torch.equal(before[k], after[k]) for k in weights)
     redone = reestimate_batchnorm_(kept.model, load_dataset("digits", seed=1).train, batches=40)
     assert all(torch.allclose(redone.state_dict()[k], after[k]) for k in means)
+
+
+def test_final_tries_are_averaged_into_a_soup_that_keeps_zeros_and_codebooks_and_meets_the_size_budget(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 2, "operators": ["prune", "bits"]}
+    result = _quick_run(tmp_path / "soup", digits_weights, ["size <= 0.2x"], final_tries=2, **settings)
+    assert RunConfig.read(tmp_path / "soup" / "run.yaml").final_merge == "soup"  # the default merge
+    tries = result.summary["final_tries"]
+    assert [("seed" in t, t.get("soup_of"), t["kept"]) for t in tries] == [(True, None, False), (True, None, False),
+                                                                           (False, 2, True)]
+    assert result.summary["accuracy"]["final"] == tries[2]["test_top1"]
+    # the average keeps what the search compressed: verified on the exact packed size, zeros and levels in place
+    assert result.feasible and result.summary["constraints"][0]["ratio"] <= 0.2
+    from netbudget.pipeline.run import _quantised_levels
+
+    one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.2x"], **settings).model  # the same search, one try
+    quantised = 0
+    for (name, a), (_, b) in zip(one.named_parameters(), result.model.named_parameters(), strict=True):
+        if name.endswith("weight") and a.dim() > 1:
+            assert torch.equal(a == 0, b == 0), name
+            if _quantised_levels(a[a != 0]) is not None:  # quantised: the soup's values repeat on levels too
+                quantised += 1
+                assert _quantised_levels(b[b != 0]) is not None, name
+    assert quantised > 0
+    vals = f"{100 * tries[0]['val_top1']:.2f} %, {100 * tries[1]['val_top1']:.2f} %"
+    assert (f"Final fine-tune: 2 tries from the same network (validation top-1 {vals}); their weights averaged "
+            f"(validation top-1 {100 * tries[2]['val_top1']:.2f} %), test top-1 {100 * tries[2]['test_top1']:.2f} %.") \
+        in (tmp_path / "soup" / "report" / "report.md").read_text()

@@ -88,3 +88,20 @@ def test_divergence_is_reported(digits) -> None:
         model.classifier[-1].weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="diverged at step 0"):
         fit(model, digits, FitConfig(epochs=1), progress=False)
+
+
+def test_average_weights_is_the_element_wise_mean_and_refuses_other_architectures() -> None:
+    from netbudget.train import average_weights
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)) for _ in range(3)]
+    for k, net in enumerate(nets):
+        net[1].num_batches_tracked.fill_(k + 5)
+    mean = average_weights(nets)
+    assert torch.allclose(mean[0].weight, sum(n[0].weight for n in nets) / 3)
+    assert int(mean[1].num_batches_tracked) == 5  # an integer buffer: the first module's
+    assert mean is not nets[0] and not torch.equal(nets[0][0].weight, mean[0].weight)
+    with pytest.raises(InvalidArgumentError, match="modules of one architecture"):
+        average_weights([nets[0], torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))])
+    with pytest.raises(InvalidArgumentError, match="at least one module"):
+        average_weights([])

@@ -43,7 +43,7 @@ from netbudget.search.bounds import Bound, measured, record_measurements
 from netbudget.search.cooling import CoolingSchedule
 from netbudget.search.registry import make_sampler
 from netbudget.space import SearchSpace, build_space
-from netbudget.train import FitConfig, evaluate, fine_tune
+from netbudget.train import FitConfig, average_weights, evaluate, fine_tune
 
 __all__ = ["CompressionResult", "compress", "load", "open_storage", "resume"]
 
@@ -951,25 +951,45 @@ class _Run:
 
     def _final_fine_tune(self, module: nn.Module, epochs: int) -> tuple[nn.Module, list[dict[str, Any]]]:
         """``module`` fine-tuned ``final_tries`` times from the same weights, each try with its own
-        seed (the first: the seed one fine-tune uses); the try with the best validation top-1
-        (the earliest on a tie) is returned with one record per try: ``seed``, ``val_top1``,
-        ``test_top1`` (fractions) and ``kept``. One try, or none to run (``epochs`` 0), records
-        nothing."""
-        n = self.config.final_tries if epochs > 0 else 1
+        seed (the first: the seed one fine-tune uses), merged as ``final_merge`` says: ``soup``,
+        the tries' weights averaged (``_soup``); ``best``, the try with the best validation top-1
+        (the earliest on a tie). Returns the result and one record per try, ``seed``,
+        ``val_top1``, ``test_top1`` (fractions) and ``kept``, then for a soup one more with
+        ``soup_of`` (the number of tries) in place of ``seed``. One try, or none to run
+        (``epochs`` 0), records nothing."""
+        cfg = self.config
+        n = cfg.final_tries if epochs > 0 else 1
         if n == 1:
-            return self._fine_tuned(module, epochs, seed=self.config.seed + 2000, label="final fine-tune", last=True), []
-        best, records = None, []
+            return self._fine_tuned(module, epochs, seed=cfg.seed + 2000, label="final fine-tune", last=True), []
+        tries, records = [], []
         for k in range(n):
-            seed = self.config.seed + 2000 + FINAL_TRY_SEED_STRIDE * k
+            seed = cfg.seed + 2000 + FINAL_TRY_SEED_STRIDE * k
             tried = self._fine_tuned(module, epochs, seed=seed, label=f"final fine-tune {k + 1}/{n}", last=True)
             val = evaluate(tried, self.data.val)
+            tries.append(tried)
             records.append({"seed": seed, "val_top1": val, "test_top1": evaluate(tried, self.data.test), "kept": False})
             self.console.print(f"final fine-tune {k + 1}/{n}: validation top-1 {100 * val:.2f} %")
-            if best is None or val > records[best[0]]["val_top1"]:
-                best = (k, tried)
-        records[best[0]]["kept"] = True
-        self.console.print(f"kept final fine-tune {best[0] + 1}/{n} (best on validation data)")
-        return best[1], records
+        if cfg.final_merge == "soup":
+            merged = self._soup(module, tries)
+            val = evaluate(merged, self.data.val)
+            records.append({"soup_of": n, "val_top1": val, "test_top1": evaluate(merged, self.data.test), "kept": True})
+            self.console.print(f"soup of the {n} final fine-tunes (weights averaged): validation top-1 {100 * val:.2f} %")
+            return merged, records
+        best = max(range(n), key=lambda k: (records[k]["val_top1"], -k))
+        records[best]["kept"] = True
+        self.console.print(f"kept final fine-tune {best + 1}/{n} (best on validation data)")
+        return tries[best], records
+
+    def _soup(self, start: nn.Module, tries: list[nn.Module]) -> nn.Module:
+        """The weight average of ``tries`` (fine-tunes of ``start``) with ``start``'s zeros and
+        codebooks re-applied (an average of quantised weights leaves their levels) and its
+        batch-norm statistics re-estimated (``final_bn_batches`` batches, 40 when that is 0)."""
+        merged = average_weights(tries)
+        compression = CompressedModel(module=start, config={})
+        _inherit_compression(compression)
+        compression.enforce_(merged)
+        reestimate_batchnorm_(merged, self.data.train, batches=self.config.final_bn_batches or 40)
+        return merged.eval()
 
     def _verify(self, module: nn.Module) -> tuple[list[dict[str, Any]], bool]:
         """Independent re-measurement of every budget: one row per constraint, and whether all hold."""
