@@ -1244,10 +1244,11 @@ def _final_tries_lines(results: dict[str, Any], labels: dict[str, str]) -> list[
     tried = {key: rows for key, rows in cells.items() if any(len(r.get("final_tries") or []) > 1 for r in rows)}
     if not tried:
         return []
-    lines = ["", "## Final tries: the better of two final fine-tunes, chosen on validation data (`-final2`)", "",
+    lines = ["", "## Final tries: the better of two final fine-tunes on validation data (`-final2`), or their soup (`-soup2`)", "",
              ("Each run fine-tuned its last network twice from the same weights with two seeds and kept the try "
-              "with the better validation top-1; its first try is the single fine-tune a run without the "
-              "setting makes (same network, same seed). Test top-1 in %; differences in points, mean +- sd over runs."),
+              "with the better validation top-1 (`-final2`) or their weight average (`-soup2`); its first try is "
+              "the single fine-tune a run without the setting makes (same network, same seed). Test top-1 in %; "
+              "differences in points, mean +- sd over runs."),
              "", ("| network | cell | method | runs | first try (one fine-tune) | kept | kept - first | "
                   "kept the better on test | tries' test spread (mean abs. difference) |"),
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -1264,10 +1265,12 @@ def _final_tries_lines(results: dict[str, Any], labels: dict[str, str]) -> list[
             gain, sd, n = _spread(list(100 * (kept - first)))
             lines.append(f"| {network} | {cell} | {method} | {n} | {100 * first.mean():.2f} | {100 * kept.mean():.2f} | "
                          f"{_paired_text(gain, sd, n)} | {best} of {n} | {100 * spread:.2f} |")
-        if {"exponential-final2-thin", "uniform-final2-thin"} <= set(methods):
-            notes.append(f"* {network} / {cell}: " + _rerun_line(
-                rows, "-final2-thin", "with two final tries", "the single fine-tune's rows (other runs)",
-                {"exponential": "exponential-thin", "uniform": "uniform-thin"}).strip())
+        for suffix, title in (("-final2-thin", "with two final tries"),
+                              ("-soup2-bnfinal-thin", "with two final tries averaged (soup)")):
+            if {f"exponential{suffix}", f"uniform{suffix}"} <= set(methods):
+                notes.append(f"* {network} / {cell}: " + _rerun_line(
+                    rows, suffix, title, "the single fine-tune's rows (other runs)",
+                    {"exponential": "exponential-thin", "uniform": "uniform-thin"}).strip())
     return lines + ([""] + notes if notes else [])
 
 

@@ -780,7 +780,7 @@ def test_final_tries_section_compares_the_kept_try_with_the_first_on_the_same_ne
     rows += [_row("uniform-thin", s, 0.90) for s in range(2)]
     text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
                                           "proxy": []})
-    assert "## Final tries: the better of two final fine-tunes, chosen on validation data (`-final2`)" in text
+    assert "## Final tries: the better of two final fine-tunes on validation data (`-final2`), or their soup (`-soup2`)" in text
     assert "| vgg | lat40-small | exponential-final2-thin | 2 | 89.50 | 90.50 | +1.00 +- 1.41 | 1 of 2 | 1.50 |" in text
     assert "| vgg | lat40-small | uniform-final2-thin | 2 | 89.50 | 90.00 | +0.50 +- 0.71 | 2 of 2 | 1.00 |" in text
     # the methods against each other (kept 90/91 against 89/91 %) and against their single-try rows (87/91, 90/90 %)
