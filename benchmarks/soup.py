@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--cells", default="lat50-small")
     parser.add_argument("--methods", default="exponential-final2-thin,uniform-final2-thin")
     parser.add_argument("--tries", type=int, default=4, help="final fine-tunes per run (>= 2)")
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
+                        "(default: $NETBUDGET_CACHE/ablation/full)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.tries < 2:
@@ -183,24 +185,26 @@ def main() -> None:
     from netbudget.data import load_dataset
     from netbudget.zoo import cache_dir, pretrained
 
-    todo = finished_runs(cache_dir() / "ablation" / "full", args.networks, args.cells, args.methods)
+    todo = finished_runs(args.runs or cache_dir() / "ablation" / "full", args.networks, args.cells, args.methods)
     todo = todo[:1] if args.quick else todo
     results = open_results(out, "runs")
     data = load_dataset("fashion-mnist", seed=0)
+    dense = {}  # network -> its checkpoint, loaded once (a run's own original.pt comes first)
     for network, cell, method, run_dir in todo:
         seed = int(run_dir.name.rsplit("-s", 1)[1])
         if any((r["network"], r["cell"], r["method"], r["seed"], len(r["tries"])) == (network, cell, method, seed, tries)
                for r in results["runs"]):
             continue
         print(f"[soup] {run_dir.name}: {tries} tries", flush=True)
+        if network not in dense:
+            dense[network] = pretrained(network, "fashion-mnist")
         try:
-            row = run_one(run_dir, pretrained(network, "fashion-mnist"), data, tries)
+            row = run_one(run_dir, dense[network], data, tries)
         except ValueError as error:
             print(f"  skipped: {error}", flush=True)
             continue
         results["runs"].append({"network": network, "cell": cell, "method": method, "seed": seed, **row})
-        _save(out, results)
-        write_markdown(out, results)
+        _save(out, results)  # each run as it finishes: an interrupted study resumes after it
     write_markdown(out, results)
 
 

@@ -1518,3 +1518,30 @@ def test_final_tries_are_averaged_into_a_soup_that_keeps_zeros_and_codebooks_and
     assert (f"Final fine-tune: 2 tries from the same network (validation top-1 {vals}); their weights averaged "
             f"(validation top-1 {100 * tries[2]['val_top1']:.2f} %), test top-1 {100 * tries[2]['test_top1']:.2f} %.") \
         in (tmp_path / "soup" / "report" / "report.md").read_text()
+
+
+def test_a_run_interrupted_between_final_tries_resumes_to_the_same_soup(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 4, "final_tries": 2}
+    whole = _quick_run(tmp_path / "whole", digits_weights, ["size <= 0.3x"], **settings)
+    fine_tune, calls = pipeline_run.fine_tune, []
+
+    def interrupted_in_the_second_try(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # no step fine-tunes here (step_epochs 0): the second final try
+            raise KeyboardInterrupt
+        return fine_tune(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "fine_tune", interrupted_in_the_second_try)
+    with pytest.raises(KeyboardInterrupt):
+        _quick_run(tmp_path / "cut", digits_weights, ["size <= 0.3x"], **settings)
+    assert not (tmp_path / "cut" / "final" / "summary.json").exists()  # nothing half-written
+    monkeypatch.setattr(pipeline_run, "fine_tune", fine_tune)
+    resumed = netbudget.resume(tmp_path / "cut", progress=False)
+    # the search is kept; both tries and their soup run again, as in a run never interrupted
+    assert resumed.summary["evaluations"] == whole.summary["evaluations"]
+    assert resumed.summary["final_tries"] == whole.summary["final_tries"]
+    assert resumed.summary["accuracy"] == whole.summary["accuracy"] and resumed.feasible
