@@ -285,7 +285,8 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
                                 "sampler": "netbudget", "proxy": "lookahead", "proxy_steps": 50,
                                 "remeasurements": 10, "round_to": 8,
                                 # every row until session 34 kept the final fine-tune's batch-norm statistics
-                                "final_bn_batches": 0,
+                                # and, until session 35, fine-tuned the final network once
+                                "final_bn_batches": 0, "final_tries": 1,
                                 **{k: v for k, v in (pins or {}).items() if k in PINNED}}
     while suffix := next((s for s in VARIANTS if method.endswith(s)), None):
         settings.update(VARIANTS[suffix])

@@ -337,7 +337,7 @@ def test_method_settings_apply_a_variant_on_top_of_the_cell_and_the_method(ablat
     assert ablation._method_settings("exponential-floor-once-thin", search, finetune, cell) == {
         **thin, "floor_path": "once"}
     # every row so far kept the final fine-tune's batch-norm statistics; -bnfinal re-estimates them
-    assert thin["final_bn_batches"] == 0
+    assert (thin["final_bn_batches"], thin["final_tries"]) == (0, 1)  # the rows' final fine-tune before sessions 34-35
     assert ablation._method_settings("exponential-bnfinal-thin", search, finetune, cell) == {**thin, "final_bn_batches": 40}
     # -final2: two final fine-tunes, the better on validation kept
     assert ablation._method_settings("exponential-final2-thin", search, finetune, cell) == {

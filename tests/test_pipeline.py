@@ -164,10 +164,11 @@ def test_operators_follow_the_budgets() -> None:
         ({"moments": 6, "remeasurements": 5}, "`moments` must be an integer from 1 to remeasurements (5), but got moments=6"),
         ({"moment_seconds": -1.0}, "`moment_seconds` must be >= 0, but got moment_seconds=-1.0"),
         ({"repairs": -1}, "`repairs` must be an integer >= 0, but got repairs=-1"),
-        ({"final_tries": 0}, "`final_tries` must be an integer >= 1, but got final_tries=0"),
+        ({"final_tries": 0}, "`final_tries` must be an integer >= 1 or 'auto', but got final_tries=0"),
+        ({"final_tries": "two"}, "`final_tries` must be an integer >= 1 or 'auto', but got final_tries='two'"),
         ({"final_bn_batches": -1}, "`final_bn_batches` must be an integer >= 0, but got final_bn_batches=-1"),
         ({"final_merge": "vote"}, "`final_merge` must be one of ('soup', 'best'), but got final_merge='vote'"),
-        ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1, but got final_tries=2.0"),
+        ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1 or 'auto', but got final_tries=2.0"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
@@ -381,6 +382,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
         (["--constraint", "latency <= 0.5x", "--moment-seconds", "-5"], 2, "`moment_seconds` must be >= 0"),
         (["--constraint", "latency <= 0.5x", "--repairs", "-1"], 2, "`repairs` must be an integer >= 0"),
         (["--constraint", "latency <= 0.5x", "--final-tries", "0"], 2, "`final_tries` must be an integer >= 1"),
+        (["--constraint", "latency <= 0.5x", "--finetune-samples", "0"], 2, "`finetune_samples` must be >= 1, but got 0"),
         ([], 2, "No budget given"),
     ],
 )
@@ -389,6 +391,21 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], c
     assert exit_code == code, output
     assert message in output
     assert "Traceback" not in output
+
+
+def test_cli_finetune_samples_make_a_short_fine_tune_whose_final_tries_are_averaged(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    run_dir = tmp_path / "r"
+    exit_code, output = _cli(["compress", "--dataset", "digits", "--weights", str(digits_weights),
+                              "--constraint", "size <= 0.3x", "--steps", "1", "--trials", "2", "--proxy", "bn",
+                              "--operators", "channels", "--moment-seconds", "0", "--final-epochs", "1",
+                              "--finetune-samples", "64", "--run-dir", str(run_dir), "--quiet"])
+    assert exit_code == 0, output
+    stored = RunConfig.read(run_dir / "run.yaml")
+    assert (stored.finetune_samples, stored.final_tries, stored.final_merge) == (64, 2, "soup")
+    tries = json.loads((run_dir / "final" / "summary.json").read_text())["final_tries"]
+    assert [t.get("soup_of") for t in tries] == [None, None, 2] and tries[2]["kept"]
 
 
 def test_cli_weights_that_do_not_fit(tmp_path: Path) -> None:
@@ -1324,7 +1341,7 @@ def test_a_run_whose_floor_misses_the_searched_bound_walks_the_uniform_path_to_i
     run_dir = tmp_path / "run"
     with _floor_misses_the_searched_bound(monkeypatch, graded=True) as epochs:
         result = _quick_run(run_dir, digits_weights, ["floorish <= 0.55 units"], steps=2, trials=4, step_epochs=1,
-                            final_epochs=1, finetune_samples=64, repairs=0)
+                            final_epochs=1, finetune_samples=64, final_tries=1, repairs=0)
         assert RunConfig.read(run_dir / "run.yaml", run=True).floor_path == "uniform"  # the default
     assert result.summary["floor"] == {"path": "uniform", "reachable": {"floorish.value": pytest.approx(0.537, abs=1e-3)},
                                        "thresholds": {"floorish.value": pytest.approx(0.55 * 0.96)}, "final_epochs": 1}
@@ -1348,7 +1365,7 @@ def test_with_floor_path_once_the_floor_is_taken_at_once_and_fine_tuned_for_the_
     run_dir = tmp_path / "run"
     with _floor_misses_the_searched_bound(monkeypatch) as epochs:
         result = _quick_run(run_dir, digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3, step_epochs=1,
-                            final_epochs=1, finetune_samples=64, floor_path="once")
+                            final_epochs=1, finetune_samples=64, final_tries=1, floor_path="once")
     assert result.feasible and result.summary["constraints"][0]["final"] == 0.98
     # no step searched; one fine-tune for steps x step_epochs + final_epochs
     assert result.summary["evaluations"] == 0 and result.summary["steps"] == [] and epochs == [3]
@@ -1373,7 +1390,7 @@ def test_the_floor_is_searched_when_asked_or_when_other_operators_leave_choices(
 ) -> None:
     with _floor_misses_the_searched_bound(monkeypatch) as epochs:
         result = _quick_run(tmp_path / "run", digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3,
-                            step_epochs=1, final_epochs=1, finetune_samples=64, **settings)
+                            step_epochs=1, final_epochs=1, finetune_samples=64, final_tries=1, **settings)
     assert result.summary["floor"] is None and len(result.summary["steps"]) == 2
     assert result.summary["steps"][0]["evaluated"] >= 3 and epochs == [1, 1, 1]  # each step's winner, the final
     # the first step's winner is at the floor (nothing meets its threshold); with channels only,
@@ -1416,7 +1433,7 @@ def test_a_floor_run_interrupted_in_a_step_fine_tune_resumes_on_the_uniform_path
         monkeypatch.setattr(pipeline_run, "fine_tune", interrupted)
         with pytest.raises(KeyboardInterrupt):
             _quick_run(run_dir, digits_weights, ["floorish <= 0.55 units"], steps=2, trials=4, step_epochs=1,
-                       final_epochs=1, finetune_samples=64, repairs=0)
+                       final_epochs=1, finetune_samples=64, final_tries=1, repairs=0)
         result = netbudget.resume(run_dir, progress=False)
     # the first step's evaluation is kept; its fine-tune, the second step and the final one run once each
     assert result.summary["floor"]["path"] == "uniform" and epochs == [1, 1, 1]
@@ -1430,11 +1447,28 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
-    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best"}
+    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
     assert RunConfig.read(path, run=True).floor_path == "uniform"
+
+
+def test_final_tries_auto_soups_two_tries_when_fine_tuning_is_sampled_and_records_what_it_resolved_to(
+    tmp_path: Path
+) -> None:
+    budget = ["latency <= 0.5x"]
+    assert RunConfig(constraints=budget).final_tries == 1  # full fine-tunes: one final try
+    assert RunConfig(constraints=budget, finetune_samples=5000).final_tries == 2  # a short fine-tune: a soup of two
+    assert RunConfig(constraints=budget, finetune_samples=5000, final_tries=1).final_tries == 1  # asked for
+    assert RunConfig(constraints=budget, final_tries=3).final_tries == 3
+    path = RunConfig(constraints=budget, finetune_samples=5000).write(tmp_path / "run.yaml")
+    assert "final_tries: 2" in path.read_text().splitlines()  # run.yaml holds the resolved number
+    # a run.yaml from before `final_tries` existed fine-tuned once, and resumes so
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if not line.startswith("final_tries:")))
+    assert RunConfig.read(path, run=True).final_tries == 1
+    assert RunConfig.read(path).final_tries == 2  # a settings file takes today's default
 
 
 def test_with_final_merge_best_final_tries_fine_tune_the_same_network_with_their_own_seeds_and_keep_the_best(
@@ -1442,7 +1476,7 @@ def test_with_final_merge_best_final_tries_fine_tune_the_same_network_with_their
 ) -> None:
     from netbudget.pipeline.run import FINAL_TRY_SEED_STRIDE
 
-    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 3}
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 3, "final_tries": 1}
     one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.3x"], **settings)
     config = RunConfig.read(tmp_path / "one" / "run.yaml").write(tmp_path / "settings.yaml")
     exit_code, output = _cli(["compress", "--config", str(config), "--final-tries", "3", "--final-merge", "best",
@@ -1477,7 +1511,7 @@ def test_the_final_networks_batch_norm_statistics_are_re_estimated_after_its_fin
 ) -> None:
     from netbudget.proxy import reestimate_batchnorm_
 
-    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 1}
+    settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 1, "final_tries": 1}
     kept = _quick_run(tmp_path / "kept", digits_weights, ["size <= 0.3x"], final_bn_batches=0, **settings)
     fresh = _quick_run(tmp_path / "fresh", digits_weights, ["size <= 0.3x"], **settings)
     assert RunConfig.read(tmp_path / "fresh" / "run.yaml").final_bn_batches == 40  # the default
@@ -1495,8 +1529,10 @@ def test_final_tries_are_averaged_into_a_soup_that_keeps_zeros_and_codebooks_and
     tmp_path: Path, digits_weights: Path
 ) -> None:
     settings = {"final_epochs": 1, "finetune_samples": 64, "seed": 2, "operators": ["prune", "bits"]}
-    result = _quick_run(tmp_path / "soup", digits_weights, ["size <= 0.2x"], final_tries=2, **settings)
-    assert RunConfig.read(tmp_path / "soup" / "run.yaml").final_merge == "soup"  # the default merge
+    result = _quick_run(tmp_path / "soup", digits_weights, ["size <= 0.2x"], **settings)
+    stored = RunConfig.read(tmp_path / "soup" / "run.yaml")
+    # the defaults with a sampled fine-tune: two tries (`final_tries` auto), averaged
+    assert (stored.final_tries, stored.final_merge) == (2, "soup")
     tries = result.summary["final_tries"]
     assert [("seed" in t, t.get("soup_of"), t["kept"]) for t in tries] == [(True, None, False), (True, None, False),
                                                                            (False, 2, True)]
@@ -1505,7 +1541,7 @@ def test_final_tries_are_averaged_into_a_soup_that_keeps_zeros_and_codebooks_and
     assert result.feasible and result.summary["constraints"][0]["ratio"] <= 0.2
     from netbudget.pipeline.run import _quantised_levels
 
-    one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.2x"], **settings).model  # the same search, one try
+    one = _quick_run(tmp_path / "one", digits_weights, ["size <= 0.2x"], final_tries=1, **settings).model  # one try
     quantised = 0
     for (name, a), (_, b) in zip(one.named_parameters(), result.model.named_parameters(), strict=True):
         if name.endswith("weight") and a.dim() > 1:
