@@ -276,6 +276,7 @@ def average_weights(modules: list[nn.Module]) -> nn.Module:
     return out
 
 
+@torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset | Split, *, batch_size: int = 512) -> float:
     """Return top-1 accuracy (fraction in [0, 1]) of ``model`` on a split.
 

@@ -61,9 +61,12 @@ def test_samples_per_epoch_shortens_epochs_and_anneals_over_them(digits) -> None
 
 def test_evaluate_range_and_mode_restored(digits) -> None:
     model = build_model("vgg", input_size=8).train()
+    grad_enabled = []
+    model.register_forward_hook(lambda module, inputs, output: grad_enabled.append(output.requires_grad))
     acc = evaluate(model, digits)
     assert 0.0 <= acc <= 1.0
     assert model.training
+    assert grad_enabled and not any(grad_enabled)  # no autograd graph: evaluation runs on every candidate
 
 
 @pytest.mark.parametrize(

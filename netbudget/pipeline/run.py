@@ -983,12 +983,12 @@ class _Run:
     def _soup(self, start: nn.Module, tries: list[nn.Module]) -> nn.Module:
         """The weight average of ``tries`` (fine-tunes of ``start``) with ``start``'s zeros and
         codebooks re-applied (an average of quantised weights leaves their levels) and its
-        batch-norm statistics re-estimated (``final_bn_batches`` batches, 40 when that is 0)."""
+        batch-norm statistics re-estimated (``final_bn_batches`` batches, its default when that is 0)."""
         merged = average_weights(tries)
         compression = CompressedModel(module=start, config={})
         _inherit_compression(compression)
         compression.enforce_(merged)
-        reestimate_batchnorm_(merged, self.data.train, batches=self.config.final_bn_batches or 40)
+        reestimate_batchnorm_(merged, self.data.train, batches=self.config.final_bn_batches or RunConfig.final_bn_batches)
         return merged.eval()
 
     def _verify(self, module: nn.Module) -> tuple[list[dict[str, Any]], bool]:
