@@ -1,0 +1,61 @@
+"""benchmarks/seed_gap.py: does the search leave the uniform seed for a real proxy difference?"""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+
+@pytest.fixture(scope="module")
+def seed_gap(load_benchmark):
+    return load_benchmark("seed_gap")
+
+
+def _step(values: list[float], seed_at: int | None, winner: int | None) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name="step-0")
+    for i, value in enumerate(values):
+        study.enqueue_trial({"x": float(i)}, user_attrs={"seed": True} if i == seed_at else {})
+        study.optimize(lambda t, v=value: (t.suggest_float("x", 0, 10), v)[1], n_trials=1)
+    if winner is not None:
+        study.set_user_attr("winner", winner)
+    return study
+
+
+def test_a_step_record_ranks_the_seed_among_the_scored_candidates(seed_gap) -> None:
+    record = seed_gap.step_record(_step([0.90, 0.95, 0.92, 0.97], seed_at=2, winner=1))
+    assert record == {"n": 4, "seed_trial": 2, "seed_score": 0.92, "winner": 1, "winner_score": 0.95,
+                      "best_score": 0.97, "seed_rank": 2, "winner_is_seed": False}
+    assert seed_gap.step_record(_step([0.90, 0.95], seed_at=0, winner=0))["winner_is_seed"] is True
+    assert seed_gap.step_record(_step([0.90, 0.95], seed_at=None, winner=1)) is None  # a step at the floor
+    assert seed_gap.step_record(_step([0.90, 0.95], seed_at=0, winner=None)) is None  # an unfinished step
+
+
+def test_picks_are_the_seed_the_winner_and_the_best_three(seed_gap) -> None:
+    study = _step([0.90, 0.95, 0.92, 0.97, 0.96, 0.91], seed_at=0, winner=2)
+    chosen = seed_gap.picks(study, seed_gap.step_record(study))
+    assert chosen == {0: "seed", 2: "winner", 3: "top", 4: "top", 1: "top"}
+
+
+def test_paired_gap_is_in_points_over_look_ahead_seeds(seed_gap) -> None:
+    mean, sd = seed_gap.paired_gap([0.92, 0.93, 0.94], [0.91, 0.91, 0.91])
+    assert mean == pytest.approx(2.0) and sd == pytest.approx(1.0)
+
+
+def test_markdown_reports_steps_rescores_and_the_gaps_to_the_seed(seed_gap, tmp_path: Path) -> None:
+    step = {"step": 0, "n": 12, "seed_trial": 9, "seed_score": 0.9135, "winner": 11, "winner_score": 0.9175,
+            "best_score": 0.928, "seed_rank": 5, "winner_is_seed": False,
+            "rescored": {"9": {"role": "seed", "recorded": 0.9135, "calibration": [0.91, 0.92], "val": [0.86, 0.87]},
+                         "11": {"role": "winner", "recorded": 0.9175, "calibration": [0.92, 0.93], "val": [0.88, 0.88]}}}
+    later = {"step": 1, "n": 12, "seed_trial": 9, "seed_score": 0.95, "winner": 9, "winner_score": 0.95,
+             "best_score": 0.95, "seed_rank": 0, "winner_is_seed": True}
+    run = {"network": "resnet20", "cell": "lat50", "method": "exponential-soup2-bnfinal-thin", "seed": 0,
+           "steps": [step, later]}
+    out = tmp_path / "seed_gap.json"
+    seed_gap.write_markdown(out, {"machine": "test", "runs": [run]})
+    text = out.with_suffix(".md").read_text()
+    assert "| resnet20 | lat50 | exponential-soup2-bnfinal-thin | 0 | 0 | 12 | 91.35 | 91.75 | 92.80 | 6 | no |" in text
+    assert "lat50: the seed won 1 of 2 steps; winner minus seed +0.20 pt median (+0.00 to +0.40)." in text
+    assert "| resnet20 | lat50 | 0 | 0 | 11 | winner | 91.75 | 92.50 +- 0.71 | +1.00 +- 0.00 | 88.00 +- 0.00 | +1.50 +- 0.71 |" in text
+    assert "minus the seed, re-scored and paired: +1.00 pt on average (+1.00 to +1.00), +1.50 pt on validation data" in text
+    assert "Their recorded scores minus their re-scores: -0.75 pt on average" in text
