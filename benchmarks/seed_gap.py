@@ -70,27 +70,24 @@ def paired_gap(scores: list[float], seed_scores: list[float]) -> tuple[float, fl
 
 def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, repeats: int) -> dict[str, Any]:
     """``{trial: {role, recorded, calibration: [...], val: [...]}}`` for step ``step`` of ``run_dir``."""
-    from netbudget.compress.core import compress as apply_config
-    from netbudget.pipeline.config import RunConfig
-    from netbudget.pipeline.run import _inherit_compression, _Run, load
+    # the step's space and candidates, rebuilt as redraw.py does
+    from redraw import _apply, _runner
+
+    from netbudget.pipeline.run import load
     from netbudget.proxy import ProxyConfig, score
     from netbudget.train import evaluate
 
-    config = RunConfig.read(run_dir / "run.yaml", run=True)
-    run = _Run(run_dir, config, progress=False)
     original = load(run_dir / "original.pt")
-    run.original, run.data, run.input_shape = original, data, tuple(data.input_shape)
-    space0 = run._space(original, None)
+    run = _runner(run_dir, original, data)
     current = original if step == 0 else load(run_dir / "steps" / str(step - 1) / "model.pt")
-    space = space0 if step == 0 else run._space(current, space0.channel_counts)
-    proxy = ProxyConfig(fidelity=config.proxy, lookahead_steps=config.proxy_steps)
+    space = run._space(current, run.space0.channel_counts)
+    proxy = ProxyConfig(fidelity=run.config.proxy, lookahead_steps=run.config.proxy_steps)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     out = {}
     for number, role in picks(study, record).items():
         calibration, val = [], []
         for r in range(repeats):
-            candidate = apply_config(current, space, trials[number].params)
-            _inherit_compression(candidate)
+            candidate = _apply(current, space, trials[number].params)
             calibration.append(score(candidate, original, data.calibration, proxy, seed=LOOKAHEAD_SEED + r))
             val.append(evaluate(candidate.module, data.val))  # the same look-ahead, scored on held-out data
         out[str(number)] = {"role": role, "recorded": trials[number].value, "calibration": calibration, "val": val}
