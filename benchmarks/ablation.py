@@ -1370,7 +1370,7 @@ def _scoreboard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[s
     if not table:
         return []
     return ["## Scoreboard: the goals per cell, judged on the cell's current default", "",
-            ("The default is the newest settings a cell ran (`-floor-thin`, `-thin`, ...; in a cell of computed "
+            ("The default is the newest settings a cell ran (`-soup2-bnfinal-thin`, `-floor-thin`, `-thin`, ...; in a cell of computed "
              "budgets `one-step`, with channels where it ran them) against the uniform rows of the same settings; "
              "rivals and re-measurement count the runs with those settings (rivals: the cell's first rows where "
              "only they ran other methods). Goals: default >= uniform (paired mean) / half the headroom captured "

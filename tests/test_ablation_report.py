@@ -256,6 +256,20 @@ def test_a_scoreboard_cell_whose_default_and_uniform_share_no_seed_is_not_judged
     assert "1 of 1 cells meet every goal they were run against." in board
 
 
+def test_a_cell_with_soup_rows_is_judged_on_them_with_rivals_of_the_same_settings(ablation, tmp_path) -> None:
+    # session 35's defaults (two averaged final fine-tunes) beside the older -thin rows of the same cell
+    suffix = "-soup2-bnfinal-thin"
+    rows = [_row(m + suffix, s, top1) for m, top1s in (("exponential", (0.90, 0.92)), ("uniform", (0.89, 0.89)),
+                                                        ("one-step", (0.91, 0.90))) for s, top1 in enumerate(top1s)]
+    rows += [_row(m, s, 0.95) for m in ("exponential-thin", "uniform-thin", "reference-thin") for s in range(2)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # one-step is behind on the mean (-0.50 pt) though ahead in seed 0; the -thin rows are neither default nor rival
+    assert ("| vgg | lat40-small | `exponential-soup2-bnfinal-thin` | 91.00 % | +2.00 +- 1.41 (2) | 2 of 2 | not run | "
+            "none of 1 | 6/6 | met / not run / met / met |") in board
+
+
 def test_redo_headroom_replaces_a_smaller_study_and_its_proxy_rows_only_when_asked(ablation, tmp_path, monkeypatch) -> None:
     calls = []
 
