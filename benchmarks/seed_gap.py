@@ -187,14 +187,12 @@ def main() -> None:
         print(f"[seed-gap] {run_dir.name}", flush=True)
         storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
         rows = []
-        for summary in sorted(optuna.get_all_study_summaries(storage), key=lambda s: s.study_name):
-            if not summary.study_name.startswith("step-"):
-                continue
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith("step-")]
+        for step in sorted(int(name.removeprefix("step-")) for name in names):
+            study = optuna.load_study(study_name=f"step-{step}", storage=storage)
             record = step_record(study)
             if record is None:
                 continue
-            step = int(summary.study_name.removeprefix("step-"))
             record = {"step": step, **record}
             if step in steps:
                 record["rescored"] = rescore_step(run_dir, step, study, record, data, repeats)
