@@ -59,3 +59,12 @@ def test_markdown_reports_steps_rescores_and_the_gaps_to_the_seed(seed_gap, tmp_
     assert "| resnet20 | lat50 | 0 | 0 | 11 | winner | 91.75 | 92.50 +- 0.71 | +1.00 +- 0.00 | 88.00 +- 0.00 | +1.50 +- 0.71 |" in text
     assert "minus the seed, re-scored and paired: +1.00 pt on average (+1.00 to +1.00), +1.50 pt on validation data" in text
     assert "Their recorded scores minus their re-scores: -0.75 pt on average" in text
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--repeats", "1"], "--repeats 1: expected at least 2"),
+                                               (["--steps", "last"], "--steps 'last': expected comma-separated")])
+def test_bad_arguments_stop_before_any_work_and_name_themselves(seed_gap, monkeypatch, argv, message) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # as run from there
+    monkeypatch.setattr("sys.argv", ["seed_gap.py", *argv])
+    with pytest.raises(SystemExit, match=message):
+        seed_gap.main()
