@@ -142,6 +142,8 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
 # `final_merge` soup): soup.py measured +0.57 +- 0.09 pt over one re-estimated try. As rows (F):
 # +0.66 / +0.52 pt over the first try in lat50-small (default / uniform), +0.02 / +0.02 in lat50
 # (full fine-tunes); the pipeline's `final_tries: auto` since session 35 (2 with `finetune_samples`).
+# one-step-soup2-bnfinal-thin / reference-soup2-bnfinal-thin (session 36): the rivals with those
+# settings, judged against exponential-soup2-bnfinal-thin on the scoreboard (F: lat50-small, lat50).
 # *-bnfinal (session 34, with -thin): the final network's batch-norm statistics re-estimated after
 # its fine-tune (`final_bn_batches` 40, the pipeline's default since): benchmarks/soup.py measured
 # +0.71 +- 0.25 pt on the final fine-tunes of the ten -final2 runs (machine F, 4 tries each, every
