@@ -62,6 +62,14 @@ def picks(study, record: dict[str, Any]) -> dict[int, str]:
     return chosen
 
 
+def met_thresholds(trial, study) -> bool:
+    """Whether ``trial``'s single measurements met its step's thresholds (a rival the step could keep)."""
+    from netbudget.pipeline.run import _meets
+    from netbudget.search.bounds import measured
+
+    return _meets(measured(trial), study.user_attrs["thresholds"])
+
+
 def paired_gap(scores: list[float], seed_scores: list[float]) -> tuple[float, float]:
     """Mean and sd (points) of a candidate's re-scores minus the seed's, paired by look-ahead seed."""
     diff = 100 * (np.asarray(scores) - np.asarray(seed_scores))
@@ -90,7 +98,8 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
             candidate = _apply(current, space, trials[number].params)
             calibration.append(score(candidate, original, data.calibration, proxy, seed=LOOKAHEAD_SEED + r))
             val.append(evaluate(candidate.module, data.val))  # the same look-ahead, scored on held-out data
-        out[str(number)] = {"role": role, "recorded": trials[number].value, "calibration": calibration, "val": val}
+        out[str(number)] = {"role": role, "recorded": trials[number].value, "feasible": met_thresholds(trials[number], study),
+                            "calibration": calibration, "val": val}
         print(f"  step {step} #{number} {role}: recorded {100 * trials[number].value:.2f} %, re-scored "
               f"{100 * np.mean(calibration):.2f} % (val {100 * np.mean(val):.2f} %)", flush=True)
     return out
@@ -118,10 +127,10 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     rescored = [(run, s) for run in runs for s in run["steps"] if s.get("rescored")]
     if rescored:
         lines += ["", "## Re-scored with other look-ahead seeds", "",
-                  ("| network | cell | seed | step | trial | role | recorded | re-scored (mean +- sd) | minus seed, paired "
-                   "| on val (mean +- sd) | minus seed on val, paired |"),
-                  "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-        sds, curse, gap_cal, gap_val = [], [], [], []
+                  ("| network | cell | seed | step | trial | role | met the step's thresholds | recorded | re-scored (mean +- sd) "
+                   "| minus seed, paired | on val (mean +- sd) | minus seed on val, paired |"),
+                  "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|"]
+        sds, curse, gaps_by = [], [], {"winner": [], "feasible": [], "any": []}
         for run, s in rescored:
             base = s["rescored"][str(s["seed_trial"])]
             for number, c in s["rescored"].items():
@@ -133,18 +142,27 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 else:
                     (gc, sc), (gv, sv) = paired_gap(c["calibration"], base["calibration"]), paired_gap(c["val"], base["val"])
                     gaps = (f"{gc:+.2f} +- {sc:.2f}", f"{gv:+.2f} +- {sv:.2f}")
-                    gap_cal.append(gc)
-                    gap_val.append(gv)
+                    for kind, member in (("winner", c["role"] == "winner"), ("feasible", c["feasible"]), ("any", True)):
+                        if member:
+                            gaps_by[kind].append((gc, gv))
                 if c["role"] != "seed":
                     curse.append(100 * c["recorded"] - cal.mean())
                 lines.append(f"| {run['network']} | {run['cell']} | {run['seed']} | {s['step']} | {number} | {c['role']} | "
-                             f"{100 * c['recorded']:.2f} | {cal.mean():.2f} +- {sd:.2f} | {gaps[0]} | "
+                             f"{'yes' if c['feasible'] else 'no'} | {100 * c['recorded']:.2f} | {cal.mean():.2f} +- {sd:.2f} | "
+                             f"{gaps[0]} | "
                              f"{val.mean():.2f} +- {(val.std(ddof=1) if len(val) > 1 else float('nan')):.2f} | {gaps[1]} |")
         lines += ["", (f"One candidate's score spreads {np.nanmedian(sds):.2f} pt (median sd over look-ahead seeds). "
-                       f"The other candidates minus the seed, re-scored and paired: {np.mean(gap_cal):+.2f} pt on "
-                       f"average ({min(gap_cal):+.2f} to {max(gap_cal):+.2f}), {np.mean(gap_val):+.2f} pt on validation "
-                       f"data ({min(gap_val):+.2f} to {max(gap_val):+.2f}). Their recorded scores minus their re-scores: "
-                       f"{np.mean(curse):+.2f} pt on average (a step's best draws are picked partly for their luck).")]
+                       "Minus the seed, re-scored and paired (mean, range, ahead):"), ""]
+        labels = {"winner": "the steps' winners", "feasible": "every re-scored candidate that met the step's thresholds",
+                  "any": "every re-scored candidate"}
+        for kind, label in labels.items():
+            on_cal, on_val = (np.array([g[i] for g in gaps_by[kind]]) for i in (0, 1))
+            if len(on_cal):
+                lines.append(f"* {label}: {on_cal.mean():+.2f} pt ({on_cal.min():+.2f} to {on_cal.max():+.2f}), "
+                             f"{int((on_cal > 0).sum())} of {len(on_cal)} ahead; on validation data {on_val.mean():+.2f} pt "
+                             f"({on_val.min():+.2f} to {on_val.max():+.2f})")
+        lines += ["", (f"The recorded scores of the candidates beside the seed minus their re-scores: {np.mean(curse):+.2f} "
+                       "pt on average (a step's best draws are picked partly for their luck).")]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -45,8 +45,12 @@ def test_paired_gap_is_in_points_over_look_ahead_seeds(seed_gap) -> None:
 def test_markdown_reports_steps_rescores_and_the_gaps_to_the_seed(seed_gap, tmp_path: Path) -> None:
     step = {"step": 0, "n": 12, "seed_trial": 9, "seed_score": 0.9135, "winner": 11, "winner_score": 0.9175,
             "best_score": 0.928, "seed_rank": 5, "winner_is_seed": False,
-            "rescored": {"9": {"role": "seed", "recorded": 0.9135, "calibration": [0.91, 0.92], "val": [0.86, 0.87]},
-                         "11": {"role": "winner", "recorded": 0.9175, "calibration": [0.92, 0.93], "val": [0.88, 0.88]}}}
+            "rescored": {"9": {"role": "seed", "recorded": 0.9135, "feasible": True, "calibration": [0.91, 0.92],
+                               "val": [0.86, 0.87]},
+                         "11": {"role": "winner", "recorded": 0.9175, "feasible": True, "calibration": [0.92, 0.93],
+                                "val": [0.88, 0.88]},
+                         "12": {"role": "top", "recorded": 0.9550, "feasible": False, "calibration": [0.95, 0.95],
+                                "val": [0.90, 0.90]}}}
     later = {"step": 1, "n": 12, "seed_trial": 9, "seed_score": 0.95, "winner": 9, "winner_score": 0.95,
              "best_score": 0.95, "seed_rank": 0, "winner_is_seed": True}
     run = {"network": "resnet20", "cell": "lat50", "method": "exponential-soup2-bnfinal-thin", "seed": 0,
@@ -56,9 +60,14 @@ def test_markdown_reports_steps_rescores_and_the_gaps_to_the_seed(seed_gap, tmp_
     text = out.with_suffix(".md").read_text()
     assert "| resnet20 | lat50 | exponential-soup2-bnfinal-thin | 0 | 0 | 12 | 91.35 | 91.75 | 92.80 | 6 | no |" in text
     assert "lat50: the seed won 1 of 2 steps; winner minus seed +0.20 pt median (+0.00 to +0.40)." in text
-    assert "| resnet20 | lat50 | 0 | 0 | 11 | winner | 91.75 | 92.50 +- 0.71 | +1.00 +- 0.00 | 88.00 +- 0.00 | +1.50 +- 0.71 |" in text
-    assert "minus the seed, re-scored and paired: +1.00 pt on average (+1.00 to +1.00), +1.50 pt on validation data" in text
-    assert "Their recorded scores minus their re-scores: -0.75 pt on average" in text
+    assert ("| resnet20 | lat50 | 0 | 0 | 11 | winner | yes | 91.75 | 92.50 +- 0.71 | +1.00 +- 0.00 | 88.00 +- 0.00 | "
+            "+1.50 +- 0.71 |") in text
+    assert "| resnet20 | lat50 | 0 | 0 | 12 | top | no | 95.50 | 95.00 +- 0.00 | +3.50 +- 0.71 |" in text
+    # the candidate over the thresholds counts only among "every re-scored candidate"
+    assert "* the steps' winners: +1.00 pt (+1.00 to +1.00), 1 of 1 ahead; on validation data +1.50 pt" in text
+    assert "* every re-scored candidate that met the step's thresholds: +1.00 pt (+1.00 to +1.00), 1 of 1 ahead" in text
+    assert "* every re-scored candidate: +2.25 pt (+1.00 to +3.50), 2 of 2 ahead" in text
+    assert "their re-scores: -0.12 pt on average" in text  # (-0.75 + 0.50) / 2
 
 
 @pytest.mark.parametrize(("argv", "message"), [(["--repeats", "1"], "--repeats 1: expected at least 2"),
