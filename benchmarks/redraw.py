@@ -249,25 +249,21 @@ def _sd(x: float | None) -> str:
 
 
 def main() -> None:
+    from restart import add_run_arguments, finished_runs, open_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="the first run's last step, 3 candidates, 2 draws, 2 truths")
-    parser.add_argument("--networks", default="resnet20")
-    parser.add_argument("--cells", default="lat50-small")
-    parser.add_argument("--methods", default="exponential-thin")
+    add_run_arguments(parser, networks="resnet20", cells="lat50-small", methods="exponential-thin")
     parser.add_argument("--steps", default="last", help="'last' or 'all' steps of each run")
     parser.add_argument("--draws", type=int, default=5, help="look-ahead draws per candidate (the run's own included)")
     parser.add_argument("--truths", type=int, default=4, help="fine-tuning seeds per candidate")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
-                        "(default: $NETBUDGET_CACHE/ablation/full)")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.steps not in ("last", "all"):
         parser.error(f"--steps: expected 'last' or 'all', got {args.steps!r}")
     if args.draws < 2 or args.truths < 1:
         parser.error(f"--draws must be >= 2 and --truths >= 1, got {args.draws} and {args.truths}")
     from ablation import _save
-    from restart import finished_runs, open_results
 
     from netbudget.data import load_dataset
     from netbudget.zoo import cache_dir, pretrained

@@ -154,6 +154,17 @@ def open_results(out: Path, key: str) -> dict[str, Any]:
     return results
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, networks: str, cells: str, methods: str) -> None:
+    """``--networks`` / ``--cells`` / ``--methods`` (comma-separated, defaults given), ``--runs`` and
+    ``--out``: which finished ablation runs a study of them reads, and where it writes."""
+    parser.add_argument("--networks", default=networks)
+    parser.add_argument("--cells", default=cells)
+    parser.add_argument("--methods", default=methods)
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
+                        "(default: $NETBUDGET_CACHE/ablation/full)")
+    parser.add_argument("--out", type=Path, default=None)
+
+
 def finished_runs(runs: Path, networks: str, cells: str, methods: str) -> list[tuple[str, str, str, Path]]:
     """(network, cell, method, run directory) of every finished ablation run under ``runs`` of the
     comma-separated ``networks`` / ``cells`` / ``methods``; stops when there is none."""
@@ -173,12 +184,8 @@ def finished_runs(runs: Path, networks: str, cells: str, methods: str) -> list[t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished vgg lat40-small run only")
-    parser.add_argument("--networks", default="vgg")
-    parser.add_argument("--cells", default="lat40-small")
-    parser.add_argument("--methods", default="exponential-thin,one-step-thin,uniform-thin,reference-thin")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
-                        "(default: $NETBUDGET_CACHE/ablation/full)")
-    parser.add_argument("--out", type=Path, default=None)
+    add_run_arguments(parser, networks="vgg", cells="lat40-small",
+                      methods="exponential-thin,one-step-thin,uniform-thin,reference-thin")
     args = parser.parse_args()
     from ablation import _save
 

@@ -169,18 +169,14 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
 def main() -> None:
     import optuna
     from ablation import _save
-    from restart import finished_runs, open_results
+    from restart import add_run_arguments, finished_runs, open_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished run only, step 0, 2 repeats")
-    parser.add_argument("--networks", default="resnet20")
-    parser.add_argument("--cells", default="lat50,lat50-small")
-    parser.add_argument("--methods", default="exponential-soup2-bnfinal-thin")
+    add_run_arguments(parser, networks="resnet20", cells="lat50,lat50-small",
+                      methods="exponential-soup2-bnfinal-thin")
     parser.add_argument("--steps", default="0", help="comma-separated steps to re-score (records cover every step)")
     parser.add_argument("--repeats", type=int, default=4, help="look-ahead seeds per re-scored candidate (>= 2)")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
-                        "(default: $NETBUDGET_CACHE/ablation/full)")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.repeats < 2:
         raise SystemExit(f"--repeats {args.repeats}: expected at least 2 look-ahead seeds to compare")

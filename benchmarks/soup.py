@@ -166,17 +166,13 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
 
 def main() -> None:
     from ablation import _save
-    from restart import finished_runs, open_results
+    from restart import add_run_arguments, finished_runs, open_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished run only, 2 tries")
-    parser.add_argument("--networks", default="resnet20")
-    parser.add_argument("--cells", default="lat50-small")
-    parser.add_argument("--methods", default="exponential-final2-thin,uniform-final2-thin")
+    add_run_arguments(parser, networks="resnet20", cells="lat50-small",
+                      methods="exponential-final2-thin,uniform-final2-thin")
     parser.add_argument("--tries", type=int, default=4, help="final fine-tunes per run (>= 2)")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the ablation's run directories "
-                        "(default: $NETBUDGET_CACHE/ablation/full)")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.tries < 2:
         raise SystemExit(f"--tries {args.tries}: expected at least 2 fine-tunes to compare")
