@@ -20,6 +20,8 @@ Writes ``benchmarks/results/seed_gap.json`` and ``seed_gap.md``.
 
     python benchmarks/seed_gap.py --cells lat50,lat50-small      # every finished run
     python benchmarks/seed_gap.py --quick                        # one run, 2 repeats, same JSON shape
+    python benchmarks/seed_gap.py --cells lat50 --proxy-steps 200 --truths 1 --repeats 2 \
+        --out benchmarks/results/seed_gap_la200.json
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 TOP = 3  # the step's best-scored candidates re-scored beside the seed and the winner
 LOOKAHEAD_SEED = 5000  # re-score r uses look-ahead seed LOOKAHEAD_SEED + r (the runs used seed + trial number)
+TRUTH_SEED = 7000  # truth m fine-tunes with seed TRUTH_SEED + m, whatever the candidate and the run (paired)
 
 
 def step_record(study) -> dict[str, Any] | None:
@@ -76,40 +79,104 @@ def paired_gap(scores: list[float], seed_scores: list[float]) -> tuple[float, fl
     return float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
 
 
-def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, repeats: int) -> dict[str, Any]:
-    """``{trial: {role, recorded, calibration: [...], val: [...]}}`` for step ``step`` of ``run_dir``."""
+def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, repeats: int,
+                 proxy_steps: list[int] | None = None, truths: int = 0,
+                 cache: dict[tuple, Any] | None = None) -> dict[str, Any]:
+    """``{trial: {role, recorded, feasible, calibration: [...], val: [...], by_steps, truth}}`` for
+    step ``step`` of ``run_dir`` (fractions). ``proxy_steps``: look-ahead lengths, each scored
+    ``repeats`` times (``by_steps[str(n)]``; ``calibration`` / ``val`` are the first length's;
+    None: the run's own); ``truths``: fine-tunes as the step's winner is, tested. ``cache``:
+    results by (start, params, settings), reused across runs (every run's step 0 starts from the
+    same dense network and enqueues the same seed; scores and fine-tunes are seeded, so a
+    repeat is the same number)."""
     # the step's space and candidates, rebuilt as redraw.py does
     from redraw import _apply, _runner
 
-    from netbudget.pipeline.run import load
+    from netbudget.pipeline.run import finetune_fit, load
     from netbudget.proxy import ProxyConfig, score
-    from netbudget.train import evaluate
+    from netbudget.train import evaluate, fine_tune
 
     original = load(run_dir / "original.pt")
     run = _runner(run_dir, original, data)
+    cfg = run.config
     current = original if step == 0 else load(run_dir / "steps" / str(step - 1) / "model.pt")
     space = run._space(current, run.space0.channel_counts)
-    proxy = ProxyConfig(fidelity=run.config.proxy, lookahead_steps=run.config.proxy_steps)
+    lengths = proxy_steps or [cfg.proxy_steps]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    cache = {} if cache is None else cache
+    start = "dense" if step == 0 else str(run_dir)
+
+    def scored(params, steps: int) -> dict[str, list[float]]:
+        key = ("proxy", start, tuple(sorted(params.items())), steps, repeats)
+        if key not in cache:
+            proxy = ProxyConfig(fidelity=cfg.proxy, lookahead_steps=steps)
+            calibration, val = [], []
+            for r in range(repeats):
+                candidate = _apply(current, space, params)
+                calibration.append(score(candidate, original, data.calibration, proxy, seed=LOOKAHEAD_SEED + r))
+                val.append(evaluate(candidate.module, data.val))  # the same look-ahead, scored on held-out data
+            cache[key] = {"calibration": calibration, "val": val}
+        return cache[key]
+
+    def fine_tuned(params) -> list[float]:
+        key = ("truth", start, tuple(sorted(params.items())), truths, cfg.step_epochs, cfg.finetune_samples)
+        if key not in cache:
+            tops = []
+            for m in range(truths):
+                candidate = _apply(current, space, params)
+                fit = finetune_fit(cfg.step_epochs, lr=cfg.finetune_lr, samples=cfg.finetune_samples, seed=TRUTH_SEED + m)
+                fine_tune(candidate, data.train, fit, teacher=original if cfg.distill else None, progress=False)
+                tops.append(evaluate(candidate.module, data.test))
+            cache[key] = tops
+        return cache[key]
+
     out = {}
     for number, role in picks(study, record).items():
-        calibration, val = [], []
-        for r in range(repeats):
-            candidate = _apply(current, space, trials[number].params)
-            calibration.append(score(candidate, original, data.calibration, proxy, seed=LOOKAHEAD_SEED + r))
-            val.append(evaluate(candidate.module, data.val))  # the same look-ahead, scored on held-out data
-        out[str(number)] = {"role": role, "recorded": trials[number].value, "feasible": met_thresholds(trials[number], study),
-                            "calibration": calibration, "val": val}
-        print(f"  step {step} #{number} {role}: recorded {100 * trials[number].value:.2f} %, re-scored "
-              f"{100 * np.mean(calibration):.2f} % (val {100 * np.mean(val):.2f} %)", flush=True)
+        params = trials[number].params
+        by_steps = {str(n): scored(params, n) for n in lengths}
+        entry = {"role": role, "recorded": trials[number].value, "feasible": met_thresholds(trials[number], study),
+                 **by_steps[str(lengths[0])], "by_steps": by_steps}
+        if truths:
+            entry["truth"] = fine_tuned(params)
+        out[str(number)] = entry
+        said = ", ".join(f"look-ahead {n}: {100 * np.mean(v['calibration']):.2f} %" for n, v in by_steps.items())
+        after = f"; after the step's fine-tune {100 * np.mean(entry['truth']):.2f} %" if truths else ""
+        print(f"  step {step} #{number} {role}: recorded {100 * trials[number].value:.2f} %, {said}{after}", flush=True)
     return out
+
+
+def truth_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over step records whose ``rescored`` entries hold ``truth``: per look-ahead length,
+    the Spearman of mean score with mean truth over the distinct candidates, and in how many
+    steps the length ranks the winner above the seed; the winners' truth minus the seed's
+    (points, one per step)."""
+    from redraw import _spearman
+
+    lengths = list(next(iter(steps[0]["rescored"].values()))["by_steps"])
+    distinct: dict[tuple, dict[str, Any]] = {}
+    prefers, gaps = {n: 0 for n in lengths}, []
+    for step in steps:
+        seed, winner = step["rescored"][str(step["seed_trial"])], step["rescored"][str(step["winner"])]
+        for c in step["rescored"].values():
+            distinct[(tuple(c["by_steps"][lengths[0]]["calibration"]), tuple(c["truth"]))] = c
+        if not step["winner_is_seed"]:
+            gaps.append(100 * (np.mean(winner["truth"]) - np.mean(seed["truth"])))
+            for n in lengths:
+                prefers[n] += bool(np.mean(winner["by_steps"][n]["calibration"]) > np.mean(seed["by_steps"][n]["calibration"]))
+    truth = [float(np.mean(c["truth"])) for c in distinct.values()]
+    spearman = {n: _spearman(np.array([np.mean(c["by_steps"][n]["calibration"]) for c in distinct.values()]),
+                             np.array(truth)) for n in lengths}
+    return {"candidates": len(distinct), "spearman": spearman, "winner_over_seed": prefers,
+            "steps": len(gaps), "winner_minus_seed": gaps}
 
 
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
     runs = results["runs"]
+    entries = [c for run in runs for s in run["steps"] for c in s.get("rescored", {}).values()]
+    lengths = list(entries[0].get("by_steps", {"50": None})) if entries else ["50"]
     lines = ["# Does the search leave the uniform seed for a real proxy difference?", "",
-             (f"Machine: {results['machine']}. Proxy scores in % (look-ahead: 50 distilled SGD steps on the "
-              "2000-image calibration slice, scored there); gaps in points."), "",
+             (f"Machine: {results['machine']}. Proxy scores in % (look-ahead: {' / '.join(lengths)} distilled SGD steps "
+              "on the 2000-image calibration slice, scored there; the re-score table shows the first); gaps in points."), "",
              "## Every step, from the runs' records", "",
              "| network | cell | method | seed | step | scored | seed's score | winner's | step's best | seed's rank | seed won |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -163,7 +230,43 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                              f"({on_val.min():+.2f} to {on_val.max():+.2f})")
         lines += ["", (f"The recorded scores of the candidates beside the seed minus their re-scores: {np.mean(curse):+.2f} "
                        "pt on average (a step's best draws are picked partly for their luck).")]
+    with_truth = [s for run in runs for s in run["steps"] if s.get("rescored")
+                  and all("truth" in c for c in s["rescored"].values())]
+    if with_truth:
+        lines += _truth_lines(runs, truth_summary(with_truth))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The ``--truths`` section: each re-scored candidate after the step's own fine-tune, and how
+    each look-ahead length ranks against it."""
+    lengths = list(summary["spearman"])
+    lines = ["", "## After the step's own fine-tune", "",
+             ("| network | cell | seed | step | trial | role | met the step's thresholds | "
+              + " | ".join(f"look-ahead {n}" for n in lengths) + " | after the step's fine-tune | minus seed |"),
+             "|---|---|---:|---:|---:|---|---|" + "---:|" * (len(lengths) + 2)]
+    for run in runs:
+        for s in run["steps"]:
+            if not s.get("rescored") or not all("truth" in c for c in s["rescored"].values()):
+                continue
+            seed = 100 * np.mean(s["rescored"][str(s["seed_trial"])]["truth"])
+            for number, c in s["rescored"].items():
+                truth = 100 * np.mean(c["truth"])
+                scores = " | ".join(f"{100 * np.mean(c['by_steps'][n]['calibration']):.2f}" for n in lengths)
+                lines.append(f"| {run['network']} | {run['cell']} | {run['seed']} | {s['step']} | {number} | {c['role']} | "
+                             f"{'yes' if c['feasible'] else 'no'} | {scores} | {truth:.2f} | "
+                             f"{'-' if c['role'] == 'seed' else f'{truth - seed:+.2f}'} |")
+    gaps = np.asarray(summary["winner_minus_seed"])
+    lines.append("")
+    if len(gaps):
+        lines.append(f"The steps' winners minus the seed after the step's fine-tune: {gaps.mean():+.2f} pt "
+                     f"({gaps.min():+.2f} to {gaps.max():+.2f}), {int((gaps > 0).sum())} of {len(gaps)} ahead.")
+    lines += ["", (f"| look-ahead steps | Spearman with the fine-tuned top-1 ({summary['candidates']} distinct candidates) "
+                   "| steps where it scores the winner above the seed |"), "|---:|---:|---:|"]
+    for n in lengths:
+        rho = summary["spearman"][n]
+        lines.append(f"| {n} | {'n/a' if rho is None else f'{rho:+.2f}'} | {summary['winner_over_seed'][n]} of {summary['steps']} |")
+    return lines
 
 
 def main() -> None:
@@ -177,6 +280,10 @@ def main() -> None:
                       methods="exponential-soup2-bnfinal-thin")
     parser.add_argument("--steps", default="0", help="comma-separated steps to re-score (records cover every step)")
     parser.add_argument("--repeats", type=int, default=4, help="look-ahead seeds per re-scored candidate (>= 2)")
+    parser.add_argument("--proxy-steps", default=None,
+                        help="comma-separated look-ahead lengths to re-score with (default: the run's own)")
+    parser.add_argument("--truths", type=int, default=0,
+                        help="fine-tunes of each re-scored candidate as the step's winner is, tested (0: none)")
     args = parser.parse_args()
     if args.repeats < 2:
         raise SystemExit(f"--repeats {args.repeats}: expected at least 2 look-ahead seeds to compare")
@@ -184,6 +291,14 @@ def main() -> None:
         steps = {int(s) for s in args.steps.split(",")}
     except ValueError:
         raise SystemExit(f"--steps {args.steps!r}: expected comma-separated step numbers such as 0,1") from None
+    try:
+        lengths = None if args.proxy_steps is None else [int(n) for n in args.proxy_steps.split(",")]
+    except ValueError:
+        raise SystemExit(f"--proxy-steps {args.proxy_steps!r}: expected comma-separated step counts such as 50,200") from None
+    if lengths is not None and min(lengths) < 1:
+        raise SystemExit(f"--proxy-steps {args.proxy_steps!r}: every look-ahead needs at least 1 step")
+    if args.truths < 0:
+        raise SystemExit(f"--truths {args.truths}: expected 0 (none) or more fine-tunes per candidate")
     repeats, steps = (2, {0}) if args.quick else (args.repeats, steps)
     out = args.out or RESULTS / ("seed_gap_quick.json" if args.quick else "seed_gap.json")
     from netbudget.data import load_dataset
@@ -194,6 +309,7 @@ def main() -> None:
     todo = todo[:1] if args.quick else todo
     results = open_results(out, "runs")
     data = load_dataset("fashion-mnist", seed=0)
+    cache: dict[tuple, Any] = {}
     for network, cell, method, run_dir in todo:
         seed = int(run_dir.name.rsplit("-s", 1)[1])
         if any((r["network"], r["cell"], r["method"], r["seed"]) == (network, cell, method, seed) for r in results["runs"]):
@@ -209,7 +325,7 @@ def main() -> None:
                 continue
             record = {"step": step, **record}
             if step in steps:
-                record["rescored"] = rescore_step(run_dir, step, study, record, data, repeats)
+                record["rescored"] = rescore_step(run_dir, step, study, record, data, repeats, lengths, args.truths, cache)
             rows.append(record)
         results["runs"].append({"network": network, "cell": cell, "method": method, "seed": seed, "steps": rows})
         _save(out, results)  # each run as it finishes: an interrupted study resumes after it
