@@ -146,26 +146,28 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
 
 
 def truth_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """Over step records whose ``rescored`` entries hold ``truth``: per look-ahead length,
-    the Spearman of mean score with mean truth over the distinct candidates, and in how many
-    steps the length ranks the winner above the seed; the winners' truth minus the seed's
-    (points, one per step)."""
+    """Over step records whose ``rescored`` entries hold ``truth``: per look-ahead length and
+    where it is scored (``calibration``: the slice the look-ahead trains on, as the pipeline
+    scores; ``val``: held-out data), the Spearman of mean score with mean truth over the
+    distinct candidates (None under 3), and in how many steps it ranks the winner above the seed; the
+    winners' truth minus the seed's (points, one per step)."""
     from redraw import _spearman
 
     lengths = list(next(iter(steps[0]["rescored"].values()))["by_steps"])
+    scorings = [(n, where) for n in lengths for where in ("calibration", "val")]
     distinct: dict[tuple, dict[str, Any]] = {}
-    prefers, gaps = {n: 0 for n in lengths}, []
+    prefers, gaps = {f"{n}/{where}": 0 for n, where in scorings}, []
     for step in steps:
         seed, winner = step["rescored"][str(step["seed_trial"])], step["rescored"][str(step["winner"])]
         for c in step["rescored"].values():
             distinct[(tuple(c["by_steps"][lengths[0]]["calibration"]), tuple(c["truth"]))] = c
         if not step["winner_is_seed"]:
             gaps.append(100 * (np.mean(winner["truth"]) - np.mean(seed["truth"])))
-            for n in lengths:
-                prefers[n] += bool(np.mean(winner["by_steps"][n]["calibration"]) > np.mean(seed["by_steps"][n]["calibration"]))
-    truth = [float(np.mean(c["truth"])) for c in distinct.values()]
-    spearman = {n: _spearman(np.array([np.mean(c["by_steps"][n]["calibration"]) for c in distinct.values()]),
-                             np.array(truth)) for n in lengths}
+            for n, where in scorings:
+                prefers[f"{n}/{where}"] += bool(np.mean(winner["by_steps"][n][where]) > np.mean(seed["by_steps"][n][where]))
+    truth = np.array([np.mean(c["truth"]) for c in distinct.values()])
+    spearman = {f"{n}/{where}": _spearman(np.array([np.mean(c["by_steps"][n][where]) for c in distinct.values()]), truth)
+                if len(distinct) >= 3 else None for n, where in scorings}
     return {"candidates": len(distinct), "spearman": spearman, "winner_over_seed": prefers,
             "steps": len(gaps), "winner_minus_seed": gaps}
 
@@ -240,11 +242,13 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
 def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
     """The ``--truths`` section: each re-scored candidate after the step's own fine-tune, and how
     each look-ahead length ranks against it."""
-    lengths = list(summary["spearman"])
+    scorings = list(summary["spearman"])
     lines = ["", "## After the step's own fine-tune", "",
+             ("Look-ahead columns: `<steps>/<where scored>` (calibration: the slice it trains on, as the pipeline "
+              "scores; val: held-out data), mean %."), "",
              ("| network | cell | seed | step | trial | role | met the step's thresholds | "
-              + " | ".join(f"look-ahead {n}" for n in lengths) + " | after the step's fine-tune | minus seed |"),
-             "|---|---|---:|---:|---:|---|---|" + "---:|" * (len(lengths) + 2)]
+              + " | ".join(scorings) + " | after the step's fine-tune | minus seed |"),
+             "|---|---|---:|---:|---:|---|---|" + "---:|" * (len(scorings) + 2)]
     for run in runs:
         for s in run["steps"]:
             if not s.get("rescored") or not all("truth" in c for c in s["rescored"].values()):
@@ -252,7 +256,7 @@ def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[st
             seed = 100 * np.mean(s["rescored"][str(s["seed_trial"])]["truth"])
             for number, c in s["rescored"].items():
                 truth = 100 * np.mean(c["truth"])
-                scores = " | ".join(f"{100 * np.mean(c['by_steps'][n]['calibration']):.2f}" for n in lengths)
+                scores = " | ".join(f"{100 * np.mean(c['by_steps'][k.split('/')[0]][k.split('/')[1]]):.2f}" for k in scorings)
                 lines.append(f"| {run['network']} | {run['cell']} | {run['seed']} | {s['step']} | {number} | {c['role']} | "
                              f"{'yes' if c['feasible'] else 'no'} | {scores} | {truth:.2f} | "
                              f"{'-' if c['role'] == 'seed' else f'{truth - seed:+.2f}'} |")
@@ -261,11 +265,11 @@ def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[st
     if len(gaps):
         lines.append(f"The steps' winners minus the seed after the step's fine-tune: {gaps.mean():+.2f} pt "
                      f"({gaps.min():+.2f} to {gaps.max():+.2f}), {int((gaps > 0).sum())} of {len(gaps)} ahead.")
-    lines += ["", (f"| look-ahead steps | Spearman with the fine-tuned top-1 ({summary['candidates']} distinct candidates) "
-                   "| steps where it scores the winner above the seed |"), "|---:|---:|---:|"]
-    for n in lengths:
-        rho = summary["spearman"][n]
-        lines.append(f"| {n} | {'n/a' if rho is None else f'{rho:+.2f}'} | {summary['winner_over_seed'][n]} of {summary['steps']} |")
+    lines += ["", (f"| look-ahead | Spearman with the fine-tuned top-1 ({summary['candidates']} distinct candidates) "
+                   "| steps where it scores the winner above the seed |"), "|---|---:|---:|"]
+    for k in scorings:
+        rho = summary["spearman"][k]
+        lines.append(f"| {k} | {'n/a' if rho is None else f'{rho:+.2f}'} | {summary['winner_over_seed'][k]} of {summary['steps']} |")
     return lines
 
 

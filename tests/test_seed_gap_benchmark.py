@@ -77,3 +77,59 @@ def test_bad_arguments_stop_before_any_work_and_name_themselves(seed_gap, monkey
     monkeypatch.setattr("sys.argv", ["seed_gap.py", *argv])
     with pytest.raises(SystemExit, match=message):
         seed_gap.main()
+
+
+def _scored(calibration: list[float], val: list[float], truth: list[float], role: str) -> dict:
+    return {"role": role, "recorded": calibration[0], "feasible": True, "calibration": calibration, "val": val,
+            "by_steps": {"50": {"calibration": calibration, "val": val},
+                         "200": {"calibration": [0.99, 0.99], "val": [v + 0.01 for v in val]}},
+            "truth": truth}
+
+
+BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+
+def test_truth_summary_ranks_each_look_ahead_against_the_step_fine_tune(seed_gap, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(BENCHMARKS)  # it ranks with redraw.py's helper, as run from there
+    # step A: the 50-step look-ahead prefers the winner, held-out scores and the fine-tune the seed
+    a = {"step": 0, "seed_trial": 9, "winner": 11, "winner_is_seed": False,
+         "rescored": {"9": _scored([0.90, 0.92], [0.88, 0.88], [0.91], "seed"),
+                      "11": _scored([0.93, 0.93], [0.86, 0.86], [0.90], "winner"),
+                      "12": _scored([0.95, 0.95], [0.89, 0.89], [0.92], "top")}}
+    # step B (another run) repeats the seed: it counts once among the distinct candidates
+    b = {"step": 0, "seed_trial": 9, "winner": 15, "winner_is_seed": False,
+         "rescored": {"9": _scored([0.90, 0.92], [0.88, 0.88], [0.91], "seed"),
+                      "15": _scored([0.94, 0.94], [0.90, 0.90], [0.93], "winner")}}
+    summary = seed_gap.truth_summary([a, b])
+    assert summary["candidates"] == 4 and summary["steps"] == 2
+    assert summary["winner_minus_seed"] == pytest.approx([-1.0, 2.0])
+    assert summary["winner_over_seed"] == {"50/calibration": 2, "50/val": 1, "200/calibration": 0, "200/val": 1}
+    assert summary["spearman"]["50/val"] == pytest.approx(1.0)  # held-out ranks as the fine-tune does
+    assert summary["spearman"]["200/calibration"] is None  # saturated: every candidate scores 99 %
+    assert summary["spearman"]["50/calibration"] == pytest.approx(0.6)  # ranks (1,2), (2,1), (4,3), (3,4)
+
+
+def test_markdown_adds_the_fine_tuned_section_when_candidates_hold_truths(seed_gap, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    step = {"step": 0, "n": 12, "seed_trial": 9, "seed_score": 0.91, "winner": 11, "winner_score": 0.93,
+            "best_score": 0.95, "seed_rank": 2, "winner_is_seed": False,
+            "rescored": {"9": _scored([0.90, 0.92], [0.88, 0.88], [0.91], "seed"),
+                         "11": _scored([0.93, 0.93], [0.86, 0.86], [0.90], "winner")}}
+    out = tmp_path / "seed_gap.json"
+    seed_gap.write_markdown(out, {"machine": "test", "runs": [{"network": "resnet20", "cell": "lat50", "method": "m",
+                                                                "seed": 0, "steps": [step]}]})
+    text = out.with_suffix(".md").read_text()
+    assert "look-ahead: 50 / 200 distilled SGD steps" in text
+    assert "| resnet20 | lat50 | 0 | 0 | 11 | winner | yes | 93.00 | 86.00 | 99.00 | 87.00 | 90.00 | -1.00 |" in text
+    assert "winners minus the seed after the step's fine-tune: -1.00 pt (-1.00 to -1.00), 0 of 1 ahead." in text
+    assert "| 50/calibration | n/a | 1 of 1 |" in text  # two distinct candidates: too few to rank
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--proxy-steps", "50,long"], "--proxy-steps '50,long': expected"),
+                                               (["--proxy-steps", "0"], "at least 1 step"),
+                                               (["--truths", "-1"], "--truths -1: expected 0")])
+def test_bad_look_ahead_lengths_or_truths_stop_before_any_work(seed_gap, monkeypatch, argv, message) -> None:
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    monkeypatch.setattr("sys.argv", ["seed_gap.py", *argv])
+    with pytest.raises(SystemExit, match=message):
+        seed_gap.main()
