@@ -20,7 +20,7 @@ Writes ``benchmarks/results/seed_gap.json`` and ``seed_gap.md``.
 
     python benchmarks/seed_gap.py --cells lat50,lat50-small      # every finished run
     python benchmarks/seed_gap.py --quick                        # one run, 2 repeats, same JSON shape
-    python benchmarks/seed_gap.py --cells lat50 --proxy-steps 200 --truths 1 --repeats 2 \
+    python benchmarks/seed_gap.py --cells lat50 --proxy-steps 50,200 --truths 1 --repeats 2 \
         --out benchmarks/results/seed_gap_la200.json
 """
 
@@ -104,7 +104,8 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
     lengths = proxy_steps or [cfg.proxy_steps]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     cache = {} if cache is None else cache
-    start = "dense" if step == 0 else str(run_dir)
+    # every run of a network starts step 0 from the same dense network (original.pt)
+    start = f"{run_dir.name.split('-', 1)[0]}, dense" if step == 0 else str(run_dir)
 
     def scored(params, steps: int) -> dict[str, list[float]]:
         key = ("proxy", start, tuple(sorted(params.items())), steps, repeats)
