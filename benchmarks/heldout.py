@@ -18,7 +18,7 @@ Writes ``benchmarks/results/heldout.json`` and ``heldout.md``.
 
     python benchmarks/heldout.py --cells lat50 --methods exponential-soup2-bnfinal-thin \\
         --versus uniform-soup2-bnfinal-thin
-    python benchmarks/heldout.py --quick              # the first pair's two seeds, 200 resamples
+    python benchmarks/heldout.py --quick              # the first pair's first two seeds, 200 resamples
 """
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ def paired_split(a: list[np.ndarray], b: list[np.ndarray], boots: int, seed: int
             "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None,
             "boot_lo": float(np.quantile(draws, 0.025)), "boot_hi": float(np.quantile(draws, 0.975)),
             "boot_sd": float(draws.std(ddof=1))}
+
+
+def _by_seed(runs: Path, network: str, cell: str, method: str) -> dict[int, Path]:
+    """Seed -> directory of ``method``'s finished runs of (``network``, ``cell``); empty if none."""
+    from restart import finished_runs
+
+    try:
+        found = finished_runs(runs, network, cell, method)
+    except SystemExit:  # finished_runs stops a script that matched nothing; here it is a pair to skip
+        return {}
+    return {int(d.name.rsplit("-s", 1)[1]): d for *_, d in found}
 
 
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
@@ -108,15 +119,16 @@ def main() -> None:
 
     runs = args.runs or cache_dir() / "ablation" / "full"
     results = open_results(out, "pairs")
-    data = load_dataset("fashion-mnist", seed=0)
-    for network, cell, method in sorted({r[:3] for r in finished_runs(runs, args.networks, args.cells, args.methods)}):
-        mine = {int(d.name.rsplit("-s", 1)[1]): d for *_, d in finished_runs(runs, network, cell, method)}
-        theirs = {int(d.name.rsplit("-s", 1)[1]): d for *_, d in finished_runs(runs, network, cell, args.versus)}
+    data = None  # loaded for the first pair that ran
+    todo = sorted({r[:3] for r in finished_runs(runs, args.networks, args.cells, args.methods)})
+    for network, cell, method in todo[:1] if args.quick else todo:
+        mine, theirs = (_by_seed(runs, network, cell, m) for m in (method, args.versus))
         seeds = sorted(mine.keys() & theirs.keys())[:2 if args.quick else None]
         if not seeds:
             print(f"[heldout] {network} {cell}: no seed ran both {method} and {args.versus}; skipped")
             continue
         print(f"[heldout] {network} {cell} {method} - {args.versus}, seeds {seeds}", flush=True)
+        data = data or load_dataset("fashion-mnist", seed=0)
         hits: dict[str, dict[str, list[np.ndarray]]] = {"method": {"val": [], "test": []}, "versus": {"val": [], "test": []}}
         checks: dict[str, list[list[float]]] = {"method": [], "versus": []}
         for seed in seeds:

@@ -67,3 +67,21 @@ def test_bad_arguments_stop_before_any_work(heldout, monkeypatch, argv, message)
     monkeypatch.setattr("sys.argv", ["heldout.py", *argv])
     with pytest.raises(SystemExit, match=message):
         heldout.main()
+
+
+def test_a_cell_where_the_versus_method_never_ran_is_skipped_with_a_message(heldout, monkeypatch, tmp_path: Path,
+                                                                           capsys) -> None:
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    for seed in (0, 1):  # finished runs of the method only
+        final = tmp_path / "runs" / f"resnet20-lat50-exponential-s{seed}" / "final"
+        final.mkdir(parents=True)
+        (final / "summary.json").write_text('{"accuracy": {"final": 0.92}}')
+    out = tmp_path / "heldout.json"
+    monkeypatch.setattr("sys.argv", ["heldout.py", "--runs", str(tmp_path / "runs"), "--methods", "exponential",
+                                     "--versus", "uniform", "--out", str(out)])
+    heldout.main()
+    assert "resnet20 lat50: no seed ran both exponential and uniform; skipped" in capsys.readouterr().out
+    assert heldout._by_seed(tmp_path / "runs", "resnet20", "lat50", "exponential") == {
+        0: tmp_path / "runs" / "resnet20-lat50-exponential-s0", 1: tmp_path / "runs" / "resnet20-lat50-exponential-s1"}
+    text = out.with_suffix(".md").read_text()  # the report of no pair: the header, no row
+    assert "| network | cell | method | versus |" in text and "| resnet20 |" not in text
