@@ -64,13 +64,9 @@ def paired_split(a: list[np.ndarray], b: list[np.ndarray], boots: int, seed: int
 
 def _by_seed(runs: Path, network: str, cell: str, method: str) -> dict[int, Path]:
     """Seed -> directory of ``method``'s finished runs of (``network``, ``cell``); empty if none."""
-    from restart import finished_runs
+    from restart import finished_runs, run_seed
 
-    try:
-        found = finished_runs(runs, network, cell, method)
-    except SystemExit:  # finished_runs stops a script that matched nothing; here it is a pair to skip
-        return {}
-    return {int(d.name.rsplit("-s", 1)[1]): d for *_, d in found}
+    return {run_seed(d): d for *_, d in finished_runs(runs, network, cell, method, missing_ok=True)}
 
 
 def write_markdown(out: Path, results: dict[str, Any]) -> None:

@@ -165,9 +165,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, networks: str, cells: 
     parser.add_argument("--out", type=Path, default=None)
 
 
-def finished_runs(runs: Path, networks: str, cells: str, methods: str) -> list[tuple[str, str, str, Path]]:
+def run_seed(run_dir: Path) -> int:
+    """The seed of an ablation run directory (``<network>-<cell>-<method>-s<seed>``)."""
+    return int(run_dir.name.rsplit("-s", 1)[1])
+
+
+def finished_runs(runs: Path, networks: str, cells: str, methods: str, *,
+                  missing_ok: bool = False) -> list[tuple[str, str, str, Path]]:
     """(network, cell, method, run directory) of every finished ablation run under ``runs`` of the
-    comma-separated ``networks`` / ``cells`` / ``methods``; stops when there is none."""
+    comma-separated ``networks`` / ``cells`` / ``methods``; stops when there is none, unless
+    ``missing_ok`` (then: an empty list)."""
     todo = []
     for network in networks.split(","):
         for cell in cells.split(","):
@@ -176,7 +183,7 @@ def finished_runs(runs: Path, networks: str, cells: str, methods: str) -> list[t
                     if (d / "final" / "summary.json").is_file() and d.name.removeprefix(
                             f"{network}-{cell}-{method}-s").isdigit():
                         todo.append((network, cell, method, d))
-    if not todo:
+    if not todo and not missing_ok:
         raise SystemExit(f"no finished run of {networks} / {cells} / {methods} under {runs}")
     return todo
 

@@ -233,34 +233,31 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                              f"({on_val.min():+.2f} to {on_val.max():+.2f})")
         lines += ["", (f"The recorded scores of the candidates beside the seed minus their re-scores: {np.mean(curse):+.2f} "
                        "pt on average (a step's best draws are picked partly for their luck).")]
-    with_truth = [s for run in runs for s in run["steps"] if s.get("rescored")
+    with_truth = [(run, s) for run in runs for s in run["steps"] if s.get("rescored")
                   and all("truth" in c for c in s["rescored"].values())]
     if with_truth:
-        lines += _truth_lines(runs, truth_summary(with_truth))
+        lines += _truth_lines(with_truth, truth_summary([s for _, s in with_truth]))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
-def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
-    """The ``--truths`` section: each re-scored candidate after the step's own fine-tune, and how
-    each look-ahead length ranks against it."""
-    scorings = list(summary["spearman"])
+def _truth_lines(steps: list[tuple[dict[str, Any], dict[str, Any]]], summary: dict[str, Any]) -> list[str]:
+    """The ``--truths`` section for the (run, step) pairs whose candidates hold truths: each
+    re-scored candidate after the step's own fine-tune, and how each look-ahead ranks against it."""
+    scorings = [k.split("/") for k in summary["spearman"]]
     lines = ["", "## After the step's own fine-tune", "",
              ("Look-ahead columns: `<steps>/<where scored>` (calibration: the slice it trains on, as the pipeline "
               "scores; val: held-out data), mean %."), "",
              ("| network | cell | seed | step | trial | role | met the step's thresholds | "
-              + " | ".join(scorings) + " | after the step's fine-tune | minus seed |"),
+              + " | ".join(summary["spearman"]) + " | after the step's fine-tune | minus seed |"),
              "|---|---|---:|---:|---:|---|---|" + "---:|" * (len(scorings) + 2)]
-    for run in runs:
-        for s in run["steps"]:
-            if not s.get("rescored") or not all("truth" in c for c in s["rescored"].values()):
-                continue
-            seed = 100 * np.mean(s["rescored"][str(s["seed_trial"])]["truth"])
-            for number, c in s["rescored"].items():
-                truth = 100 * np.mean(c["truth"])
-                scores = " | ".join(f"{100 * np.mean(c['by_steps'][k.split('/')[0]][k.split('/')[1]]):.2f}" for k in scorings)
-                lines.append(f"| {run['network']} | {run['cell']} | {run['seed']} | {s['step']} | {number} | {c['role']} | "
-                             f"{'yes' if c['feasible'] else 'no'} | {scores} | {truth:.2f} | "
-                             f"{'-' if c['role'] == 'seed' else f'{truth - seed:+.2f}'} |")
+    for run, s in steps:
+        seed = 100 * np.mean(s["rescored"][str(s["seed_trial"])]["truth"])
+        for number, c in s["rescored"].items():
+            truth = 100 * np.mean(c["truth"])
+            scores = " | ".join(f"{100 * np.mean(c['by_steps'][n][where]):.2f}" for n, where in scorings)
+            lines.append(f"| {run['network']} | {run['cell']} | {run['seed']} | {s['step']} | {number} | {c['role']} | "
+                         f"{'yes' if c['feasible'] else 'no'} | {scores} | {truth:.2f} | "
+                         f"{'-' if c['role'] == 'seed' else f'{truth - seed:+.2f}'} |")
     gaps = np.asarray(summary["winner_minus_seed"])
     lines.append("")
     if len(gaps):
@@ -268,8 +265,7 @@ def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[st
                      f"({gaps.min():+.2f} to {gaps.max():+.2f}), {int((gaps > 0).sum())} of {len(gaps)} ahead.")
     lines += ["", (f"| look-ahead | Spearman with the fine-tuned top-1 ({summary['candidates']} distinct candidates) "
                    "| steps where it scores the winner above the seed |"), "|---|---:|---:|"]
-    for k in scorings:
-        rho = summary["spearman"][k]
+    for k, rho in summary["spearman"].items():
         lines.append(f"| {k} | {'n/a' if rho is None else f'{rho:+.2f}'} | {summary['winner_over_seed'][k]} of {summary['steps']} |")
     return lines
 
@@ -277,7 +273,7 @@ def _truth_lines(runs: list[dict[str, Any]], summary: dict[str, Any]) -> list[st
 def main() -> None:
     import optuna
     from ablation import _save
-    from restart import add_run_arguments, finished_runs, open_results
+    from restart import add_run_arguments, finished_runs, open_results, run_seed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished run only, step 0, 2 repeats")
@@ -316,7 +312,7 @@ def main() -> None:
     data = load_dataset("fashion-mnist", seed=0)
     cache: dict[tuple, Any] = {}
     for network, cell, method, run_dir in todo:
-        seed = int(run_dir.name.rsplit("-s", 1)[1])
+        seed = run_seed(run_dir)
         if any((r["network"], r["cell"], r["method"], r["seed"]) == (network, cell, method, seed) for r in results["runs"]):
             continue
         print(f"[seed-gap] {run_dir.name}", flush=True)

@@ -166,7 +166,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
 
 def main() -> None:
     from ablation import _save
-    from restart import add_run_arguments, finished_runs, open_results
+    from restart import add_run_arguments, finished_runs, open_results, run_seed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first finished run only, 2 tries")
@@ -187,7 +187,7 @@ def main() -> None:
     data = load_dataset("fashion-mnist", seed=0)
     dense = {}  # network -> its checkpoint, loaded once (a run's own original.pt comes first)
     for network, cell, method, run_dir in todo:
-        seed = int(run_dir.name.rsplit("-s", 1)[1])
+        seed = run_seed(run_dir)
         if any((r["network"], r["cell"], r["method"], r["seed"], len(r["tries"])) == (network, cell, method, seed, tries)
                for r in results["runs"]):
             continue
