@@ -212,6 +212,14 @@ def _markdown(config, meta, steps, summary, images) -> str:
             outcome = (f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
                        f"({thinnings} thinning(s))")
         lines.append(f"Re-check before the final fine-tune (measured budgets against the searched bound): {outcome}.")
+    guard = meta.get("guard")
+    if guard:
+        ours, theirs = guard["winner"], guard["uniform"]
+        outcome = ("no more of either, so the uniform network was fine-tuned and shipped in its place"
+                   if guard["applied"] else "the search's network was kept")
+        lines.append(f"Uniform guard (`--uniform-guard`): the search's network has {ours['macs'] / 1e6:.2f} M MACs and "
+                     f"{ours['params'] / 1e3:.1f} k parameters, the uniform network meeting the same thresholds "
+                     f"{theirs['macs'] / 1e6:.2f} M and {theirs['params'] / 1e3:.1f} k: {outcome}.")
     lines.append("")
     if summary is None:
         lines += ["**The run has not finished**; this report shows the steps completed so far.", ""]

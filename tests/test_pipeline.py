@@ -173,6 +173,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
         ({"project_misses": 1}, "`project_misses` must be true or false, but got project_misses=1"),
+        ({"uniform_guard": "on"}, "`uniform_guard` must be true or false, but got uniform_guard='on'"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -1132,7 +1133,7 @@ def test_re_check_and_verification_re_measure_at_moments_apart(
     try:
         run_dir = tmp_path / "run"
         result = _quick_run(run_dir, digits_weights, ["wander <= 2 units", "macs <= 0.6x"], trials=3,
-                            remeasurements=10, moments=5, moment_seconds=7.0)
+                            remeasurements=10, moments=5, moment_seconds=7.0, uniform_guard=False)
         assert result.feasible
         assert pauses == [7.0] * 8  # 4 between the re-check's 5 moments, 4 between verification's
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
@@ -1447,7 +1448,8 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     path = RunConfig(constraints=["latency <= 0.5x"]).write(tmp_path / "run.yaml")
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
-    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1}
+    assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
+                            "uniform_guard": False}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
@@ -1581,3 +1583,137 @@ def test_a_run_interrupted_between_final_tries_resumes_to_the_same_soup(
     assert resumed.summary["evaluations"] == whole.summary["evaluations"]
     assert resumed.summary["final_tries"] == whole.summary["final_tries"]
     assert resumed.summary["accuracy"] == whole.summary["accuracy"] and resumed.feasible
+
+
+# -- the uniform guard ----------------------------------------------------------------------
+@contextlib.contextmanager
+def _share_of_parameters_kept():
+    """A user metric ``kept``: the share of zoo:vgg's parameters a network keeps (deterministic,
+    so the guard's re-check passes at once)."""
+    from netbudget.metrics import register_metric, unregister_metric
+
+    full = sum(p.numel() for p in build_model("vgg", in_channels=1, num_classes=10, input_size=8).parameters())
+    register_metric("kept", lambda model: sum(p.numel() for p in model.parameters()) / full, "units")
+    try:
+        yield
+    finally:
+        unregister_metric("kept")
+
+
+def test_the_uniform_guard_ships_the_uniform_network_in_place_of_one_with_fewer_macs_and_parameters(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    # a search whose re-checked winner is the floor (every layer at --min-keep): fewer MACs and
+    # fewer parameters than the uniform network that keeps half the parameters
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", lambda self, current: self._floor_network())
+    epochs: list[int] = []
+    fine_tune = pipeline_run.fine_tune
+
+    def counted(candidate, data, fit, **kwargs):
+        epochs.append(fit.epochs)
+        return fine_tune(candidate, data, fit, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "fine_tune", counted)
+    run_dir = tmp_path / "run"
+    with _share_of_parameters_kept():
+        result = _quick_run(run_dir, digits_weights, ["kept <= 0.5 units"], steps=2, trials=3, step_epochs=1,
+                            final_epochs=1, finetune_samples=64, final_tries=1, repairs=0)
+    guard = result.summary["guard"]
+    original = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    original.load_state_dict(torch.load(digits_weights))
+    space = build_space(original, (1, 8, 8), operators=["channels"])
+    floor = apply_config(original, space, space.uniform(1.0)).module
+    assert guard["applied"] is True and guard["uniform"]["recheck_position"] == 0.0
+    assert guard["winner"] == {"macs": count_macs(floor, (1, 1, 8, 8)), "params": count_params(floor)}
+    # the shipped network: every layer pruned alike from the original, at the recorded position
+    uniform = apply_config(original, space, space.uniform(guard["uniform"]["position"])).module
+    assert _widths(result.model) == _widths(uniform) != _floor_widths()
+    assert guard["uniform"]["params"] == count_params(result.model) > guard["winner"]["params"]
+    assert guard["uniform"]["macs"] == count_macs(result.model, (1, 1, 8, 8)) > guard["winner"]["macs"]
+    assert result.feasible and result.summary["constraints"][0]["final"] <= 0.5
+    # the least pruned uniform network that meets it (bisected to 1/128 of the line)
+    less = apply_config(original, space, space.uniform(guard["uniform"]["position"] - 1 / 128)).module
+    assert count_params(less) / count_params(original) > 0.5
+    # the two steps' fine-tunes, the uniform network's catch-up (steps x step_epochs), the final one
+    assert epochs == [1, 1, 2, 1]
+    report = (run_dir / "report" / "report.md").read_text()
+    assert (f"Uniform guard (`--uniform-guard`): the search's network has {guard['winner']['macs'] / 1e6:.2f} M MACs "
+            f"and {guard['winner']['params'] / 1e3:.1f} k parameters") in report
+    assert "no more of either, so the uniform network was fine-tuned and shipped in its place." in report
+
+
+def _late_layers_at_the_floor(self, current: torch.nn.Module) -> torch.nn.Module:
+    """A re-checked winner whose classifier and three last convolutions are at --min-keep and
+    whose first three convolutions are whole: 29.5 % of zoo:vgg's parameters kept, fewer than
+    the uniform network keeping under half (35 k) but more MACs (406 k against 249 k)."""
+    return apply_config(self.original, self.space0, self.space0.decode(np.array([1.0, 1, 1, 0, 0, 0, 0]))).module
+
+
+def test_the_uniform_guard_keeps_a_searched_network_with_more_macs_than_the_uniform_one(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", _late_layers_at_the_floor)
+    run_dir = tmp_path / "run"
+    with _share_of_parameters_kept():
+        result = _quick_run(run_dir, digits_weights, ["kept <= 0.5 units"], trials=3, repairs=0)
+    guard = result.summary["guard"]
+    assert guard["applied"] is False
+    assert guard["winner"] == {"macs": count_macs(result.model, (1, 1, 8, 8)), "params": count_params(result.model)}
+    assert guard["winner"]["macs"] > guard["uniform"]["macs"] and guard["winner"]["params"] < guard["uniform"]["params"]
+    assert result.feasible and result.summary["constraints"][0]["final"] == pytest.approx(0.295, abs=1e-3)
+    assert "the search's network was kept." in (run_dir / "report" / "report.md").read_text()
+
+
+def test_a_run_interrupted_in_the_uniform_networks_fine_tune_resumes_without_re_timing_it(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", lambda self, current: self._floor_network())
+    fine_tune, epochs = pipeline_run.fine_tune, []
+
+    def interrupted_in_the_catch_up(candidate, data, fit, **kwargs):
+        epochs.append(fit.epochs)
+        if len(epochs) == 3:  # after both steps' fine-tunes: the uniform network's (2 epochs)
+            raise KeyboardInterrupt
+        return fine_tune(candidate, data, fit, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "fine_tune", interrupted_in_the_catch_up)
+    run_dir = tmp_path / "run"
+    settings = {"steps": 2, "trials": 3, "step_epochs": 1, "final_epochs": 1, "finetune_samples": 64,
+                "final_tries": 1, "repairs": 0}
+    with _share_of_parameters_kept():
+        with pytest.raises(KeyboardInterrupt):
+            _quick_run(run_dir, digits_weights, ["kept <= 0.5 units"], **settings)
+        storage = f"sqlite:///{run_dir / 'study.db'}"
+        timed = len(optuna.load_study(storage=storage, study_name="guard").trials)
+        recorded = optuna.load_study(storage=storage, study_name="run").user_attrs["guard"]
+        assert epochs == [1, 1, 2] and recorded["applied"] is True and timed > 0
+        result = netbudget.resume(run_dir, progress=False)
+    # the comparison is kept: no timing of the uniform network again; its fine-tune and the final one run
+    assert len(optuna.load_study(storage=storage, study_name="guard").trials) == timed
+    assert result.summary["guard"] == recorded and epochs == [1, 1, 2, 2, 1]
+    assert count_params(result.model) == recorded["uniform"]["params"] and result.feasible
+
+
+def test_the_cli_turns_the_uniform_guard_off_and_records_it(tmp_path: Path, digits_weights: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", lambda self, current: self._floor_network())
+    run_dir = tmp_path / "run"
+    args = ["compress", "--model", "zoo:vgg", "--weights", str(digits_weights), "--dataset", "digits",
+            "--constraint", "kept <= 0.5 units", "--steps", "1", "--trials", "2", "--final-epochs", "0",
+            "--proxy", "bn", "--operators", "channels", "--moment-seconds", "0", "--repairs", "0",
+            "--run-dir", str(run_dir), "--no-uniform-guard"]
+    with _share_of_parameters_kept():
+        exit_code, output = _cli(args)
+        assert exit_code == 0, output
+        assert RunConfig.read(run_dir / "run.yaml", run=True).uniform_guard is False  # parses the user metric
+    summary = json.loads((run_dir / "final" / "summary.json").read_text())
+    assert summary["guard"] is None and "guard" not in output
+    assert _widths(netbudget.load(run_dir / "final" / "model.pt")) == _floor_widths()  # the search's network shipped

@@ -2,7 +2,8 @@
 
 One Optuna study per cooling step (``step-0`` ... ``step-{T-1}``) and one ``run`` study
 whose attributes hold what the run measured once (the original network, the noise, the
-schedule, the final summary) share one storage, so a run resumes after any interruption
+schedule, the final summary), plus a ``guard`` study holding the uniform guard's timings,
+share one storage, so a run resumes after any interruption
 and ``netbudget report`` rebuilds everything from the storage alone.
 """
 
@@ -885,6 +886,51 @@ class _Run:
             return chosen
         return current if record["position"] == 0 else self._thinned(current, record["position"])
 
+    def _guarded(self, current: nn.Module) -> nn.Module:
+        """``uniform_guard``: the re-checked winner ``current``, unless the uniform network that
+        meets the last step's thresholds (every layer pruned alike from the original: the
+        step seed's bisection, then re-checked as the winner was) has at least as many
+        multiply-accumulates and parameters as it and more of one; then that uniform network,
+        fine-tuned ``steps * step_epochs`` (what the winner had on its way). The comparison is
+        stored (``guard``: ``applied``, ``winner`` and ``uniform`` with ``macs``, ``params``,
+        and the uniform network's ``position`` and re-check ``recheck_position``), so a resumed
+        run takes the same network without re-timing. Skipped (no record) when channels are not
+        the only operator or the run took a uniform path."""
+        cfg = self.config
+        if not cfg.uniform_guard or cfg.operators != ["channels"] or self._uniform_path:
+            return current
+        record = self.meta.user_attrs.get("guard")
+        if record is None:
+            last = self._schedule.num_steps - 1
+            study = optuna.create_study(storage=self.storage, study_name="guard", load_if_exists=True)
+            cost = CostModel(self.original, self.space0) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
+            self._bisect_seeds(study, self.original, self.space0, cost, self._thresholds(last))
+            position = float(study.user_attrs["seed_u"])
+            uniform = apply_config(self.original, self.space0, self.space0.uniform(position)).module
+            thinned = 0.0
+            if self.noisy:
+                uniform, _, picked = self._thin_until_met(uniform, self.noisy, with_itself=True, label="guard re-check")
+                thinned = picked["position"] if picked else 0.0
+            ours, theirs = self._extra_metrics(current), self._extra_metrics(uniform)
+            keys = ("macs", "params")
+            applied = all(ours[k] <= theirs[k] for k in keys) and any(ours[k] < theirs[k] for k in keys)
+            record = {"applied": applied, "winner": {k: ours[k] for k in keys},
+                      "uniform": {**{k: theirs[k] for k in keys}, "position": position, "recheck_position": thinned}}
+            self.meta.set_user_attr("guard", record)
+            self.console.print(
+                f"[bold]guard[/]: the search's network has {_millions(ours['macs'])} MACs and {_thousands(ours['params'])} "
+                f"parameters, the uniform network meeting the same thresholds {_millions(theirs['macs'])} and "
+                f"{_thousands(theirs['params'])}: "
+                + ("no more of either, so the uniform network goes on in its place (--no-uniform-guard keeps the "
+                   "search's)" if applied else "the search's network goes on"), soft_wrap=True)
+        if not record["applied"]:
+            return current
+        uniform = apply_config(self.original, self.space0, self.space0.uniform(record["uniform"]["position"])).module
+        if record["uniform"]["recheck_position"] > 0:
+            uniform = self._thinned(uniform, record["uniform"]["recheck_position"])
+        epochs = self._schedule.num_steps * cfg.step_epochs
+        return self._fine_tuned(uniform, epochs, seed=cfg.seed + 4000, label="guard: the uniform network's fine-tune")
+
     def _search_thresholds(self, noisy: Sequence[Constraint]) -> dict[str, float]:
         """The last step's threshold of each noisy budget: the target less the safety margin."""
         last = self._thresholds(self._schedule.num_steps - 1)
@@ -1079,6 +1125,7 @@ class _Run:
         once = floor is not None and floor["path"] == "once"
         if not once:  # taken at once, the floor has nothing to thin: verification decides
             current = self._recheck(current)
+            current = self._guarded(current)
         epochs = floor["final_epochs"] if floor is not None else cfg.final_epochs
         module, tries = self._final_fine_tune(current, epochs)
         rows, feasible = self._verify(module)
@@ -1114,6 +1161,7 @@ class _Run:
             "moment_seconds": cfg.moment_seconds,
             "noise": self.meta.user_attrs.get("noise", 0.0),
             "recheck": self.meta.user_attrs.get("recheck"),
+            "guard": self.meta.user_attrs.get("guard"),
             "floor": floor,
             "repairs": repairs,
             "warnings": self.meta.user_attrs.get("warnings", []),
@@ -1159,6 +1207,14 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _millions(count: float) -> str:
+    return f"{count / 1e6:.2f} M"
+
+
+def _thousands(count: float) -> str:
+    return f"{count / 1e3:.1f} k"
+
+
 def _bisect(meets: Callable[[float], bool], halvings: int) -> float:
     """The smallest position in (0, 1] where ``meets`` holds, to ``1 / 2**halvings``, given that it
     fails at 0 and holds at 1 (measured values: each call may time a network)."""
