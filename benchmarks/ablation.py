@@ -140,10 +140,10 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "uniform-soup2-bnfinal-thin", "one-step-soup2-bnfinal-thin", "reference-soup2-bnfinal-thin",
               "exponential-soup2-bnfinal-thin-guard"}
 # *-guard (session 38, after -soup2-bnfinal-thin): the uniform guard (`uniform_guard`): a re-checked
-# winner with no more MACs and no more parameters than the uniform network meeting the same
-# thresholds is replaced by that network (fine-tuned steps x step_epochs, then the same final
-# fine-tune). Motivated by F's lat50 / lat50-small final networks: the 16 so dominated scored
-# 0.18 pt under uniform's on average, the 14 others 0.10 above.
+# winner with no more MACs and no more parameters than the uniform path's network (what the
+# uniform rows end on) is replaced by that network, trained as the uniform path trains it.
+# Motivated by F's lat50 / lat50-small final networks (benchmarks/dominance.py): the 16 so
+# dominated scored 0.18 pt under uniform's on average, the 14 others 0.10 above.
 # *-soup2 (session 34, with -bnfinal -thin): two final fine-tunes averaged (`final_tries` 2,
 # `final_merge` soup): soup.py measured +0.57 +- 0.09 pt over one re-estimated try. As rows (F):
 # +0.66 / +0.52 pt over the first try in lat50-small (default / uniform), +0.02 / +0.02 in lat50
@@ -193,6 +193,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-bnfinal": {"final_bn_batches": 40},
     "-guard": {"uniform_guard": True},
 }
+# the methods a name starts with before its suffixes (``VARIANTS``)
+BASE_METHODS = ("exponential", "one-step-once", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe",
+                "optuna-gp")
 # pipeline settings a cell pins to what its older rows ran with
 PINNED = ("min_margin", "moments", "repairs", "step_thinning", "split_seeds", "operators", "project_misses",
           "floor_path")
@@ -986,6 +989,8 @@ def _run_cell(args, results, out, work, network, cell, model, data, finetune, me
             "thinned": sum(len(s.get("thinned") or []) for s in result.summary["steps"]),
             # with final_tries > 1: each try's seed, validation and test top-1 and whether it was kept
             "final_tries": result.summary.get("final_tries") or [],
+            # the uniform guard's comparison (`applied`, MACs and parameters of both); None when off
+            "guard": result.summary.get("guard"),
         })
         _save(out, results)
 
@@ -1244,6 +1249,11 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     have = {r["method"] for r in rows}
     if "uniform" in have:
         return "uniform", "exponential"
+    method = method.removesuffix("-guard")  # judged against the rows it guards
+    base = next((b for b in sorted(BASE_METHODS, key=len, reverse=True) if method.startswith(b)), "")
+    settings = method[len(base):]  # every suffix, e.g. -soup2-bnfinal-thin
+    if settings and {f"uniform{settings}", f"exponential{settings}"} <= have:
+        return f"uniform{settings}", f"exponential{settings}"
     suffix = next((s for s in RERUNS if method.endswith(s)), "-repair")
     uniform, exponential = (f"{m}{suffix}" if f"{m}{suffix}" in have else f"{m}-repair"
                             for m in ("uniform", "exponential"))
@@ -1289,6 +1299,43 @@ def _final_tries_lines(results: dict[str, Any], labels: dict[str, str]) -> list[
     return lines + ([""] + notes if notes else [])
 
 
+def _versus(rows: list[dict], method: str, base: str, seeds: set[int] | None = None) -> str:
+    """``method`` - ``base`` paired over the seeds (only ``seeds`` of ``method``'s when given), as text."""
+    chosen = [r for r in rows if r["method"] != method or seeds is None or r["seed"] in seeds]
+    return _paired_text(*_paired(chosen, method, base=base)) or "none"
+
+
+def _guard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """Section on the ``-guard`` rows (the uniform guard, ``uniform_guard``): per cell, how many
+    runs shipped the uniform network, and the guarded default against the uniform rows and
+    against the same method without the guard (other runs of the same seeds), over all runs and
+    over those where the guard acted or did not."""
+    lines = []
+    for (network, cell), rows in sorted(_by_cell(results["rows"], labels).items()):
+        for method in sorted({r["method"] for r in rows if r["method"].endswith("-guard")}):
+            plain = method.removesuffix("-guard")
+            uniform = _bases(rows, method)[0]
+            mine = [r for r in rows if r["method"] == method]
+            applied = {r["seed"] for r in mine if (r.get("guard") or {}).get("applied")}
+            kept = {r["seed"] for r in mine} - applied
+            lines.append(
+                f"| {network} | {cell} | {method} | {len(mine)} | {len(applied)} | "
+                f"{100 * np.mean([r['final_top1'] for r in mine]):.2f} % | {_versus(rows, method, uniform)} | "
+                f"{_versus(rows, method, plain)} | {_versus(rows, method, uniform, applied)} | "
+                f"{_versus(rows, method, uniform, kept)} | {sum(r['feasible'] for r in mine)}/{len(mine)} |")
+    if not lines:
+        return []
+    return ["", "## Uniform guard (`-guard`): the uniform network in place of a searched one with no more MACs and parameters", "",
+            ("A guarded run compares its re-checked network with the uniform network meeting the same thresholds "
+             "(every layer pruned alike from the original, re-checked alike); when the searched one has no more "
+             "multiply-accumulates and no more parameters, the uniform one is fine-tuned and shipped instead. "
+             "Differences in points, paired by seed, mean +- sd (seeds); `unguarded`: the same method's runs "
+             "without the guard (their own searches: the re-timings differ)."), "",
+            ("| network | cell | method | runs | uniform shipped | final top-1 | minus uniform | minus unguarded | "
+             "minus uniform, shipped | minus uniform, kept | feasible |"),
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", *lines]
+
+
 def _by_cell(entries: list[dict], labels: dict[str, str]) -> dict[tuple[str, str], list[dict]]:
     """``entries`` (rows or headroom studies) grouped by (network, cell tagged with its machine)."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -1308,7 +1355,8 @@ def _studies(heads: list[dict]) -> tuple[dict | None, dict | None]:
 # scoreboard takes the first pair the cell ran (suffix: the settings its rivals share). The -soup2-bnfinal
 # rows are the pipeline's defaults of session 35 in a small budget (two averaged final fine-tunes);
 # in a standard budget the default is their first try (`final_tries` auto = 1), +0.02 pt from the soup.
-DEFAULTS = (("exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin", "-soup2-bnfinal-thin"),
+DEFAULTS = (("exponential-soup2-bnfinal-thin-guard", "uniform-soup2-bnfinal-thin", "-soup2-bnfinal-thin"),
+            ("exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin", "-soup2-bnfinal-thin"),
             ("exponential-floor-thin", "uniform-thin", "-thin"), ("exponential-thin", "uniform-thin", "-thin"),
             ("exponential-split", "uniform", ""), ("exponential-repair", "uniform-repair", "-repair"),
             ("exponential-moments", "uniform-moments", "-moments"),
@@ -1345,8 +1393,9 @@ def _scoreboard_row(network: str, cell: str, rows: list[dict],
         if "confirmed" in head and (found := _confirmed_room(head)) is not None:  # without the draws' luck
             room_text += f"; {found[0]:.2f} pt over {found[2]} fine-tuning seeds"
 
-    def shares(method: str) -> bool:  # run with the default's settings
-        return (method.endswith(suffix) if suffix else not method.endswith(RERUNS)) and method not in (default, uniform)
+    def shares(method: str) -> bool:  # run with the default's settings; the default without its guard is no rival
+        return ((method.endswith(suffix) if suffix else not method.endswith(RERUNS))
+                and method not in (default, uniform, default.removesuffix("-guard")))
 
     rivals = {m: _paired(rows, m, base=default) for m in sorted(have) if shares(m)}
     first = ""
@@ -1531,6 +1580,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
             lines += _channels_lines(rows, mean, head_channels)
     lines += _cooling_lines(results, labels, "-thin", "the current settings: the `-thin` rows")
     lines += _final_tries_lines(results, labels)
+    lines += _guard_lines(results, labels)
     lines += _cooling_lines(results, labels, "", "the first rows of each cell: the pipeline's settings when the cell first ran")
     lines += ["", "## Headroom: random bounded feasible configurations, fine-tuned", "",
               ("Draws: `mix` = random starts mixed towards the most compressed corner until feasible; `split` = one "

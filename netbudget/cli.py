@@ -219,7 +219,7 @@ def compress(
     step_thinning: int = typer.Option(None, help="Thinned variants a step tries when its best candidates miss on re-timing (0: take the next-ranked) \\[default: 4]."),
     project_misses: bool = typer.Option(None, "--project-misses/--no-project-misses", help="Score a proposal that misses a step's bound at the point where its line to the most compressed configuration meets it \\[default: off]."),
     floor_path: str = typer.Option(None, help="When the most compressed network misses the searched bound of a measured budget (channels only): uniform (each step takes the uniform configuration), once (the floor at once, fine-tuned for the whole budget) or search \\[default: uniform]."),
-    uniform_guard: bool = typer.Option(None, "--uniform-guard/--no-uniform-guard", help="Ship the uniform network (every layer pruned alike) instead of the search's when the search's has no more MACs and no more parameters (channels only) \\[default: on]."),
+    uniform_guard: bool = typer.Option(None, "--uniform-guard/--no-uniform-guard", help="Ship the uniform path's network (every layer pruned alike at each step, as --sampler uniform) instead of the search's when the search's has no more MACs and no more parameters (channels only) \\[default: on]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL \\[default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning \\[default: 0]."),

@@ -215,11 +215,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
     guard = meta.get("guard")
     if guard:
         ours, theirs = guard["winner"], guard["uniform"]
-        outcome = ("no more of either, so the uniform network was fine-tuned and shipped in its place"
+        outcome = ("no more of either, so the uniform path's network was trained and shipped in its place"
                    if guard["applied"] else "the search's network was kept")
         lines.append(f"Uniform guard (`--uniform-guard`): the search's network has {ours['macs'] / 1e6:.2f} M MACs and "
-                     f"{ours['params'] / 1e3:.1f} k parameters, the uniform network meeting the same thresholds "
-                     f"{theirs['macs'] / 1e6:.2f} M and {theirs['params'] / 1e3:.1f} k: {outcome}.")
+                     f"{ours['params'] / 1e3:.1f} k parameters, the uniform path's network (every layer pruned alike "
+                     f"at each step) {theirs['macs'] / 1e6:.2f} M and {theirs['params'] / 1e3:.1f} k: {outcome}.")
     lines.append("")
     if summary is None:
         lines += ["**The run has not finished**; this report shows the steps completed so far.", ""]

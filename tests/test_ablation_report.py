@@ -827,3 +827,39 @@ def test_a_network_retrained_on_a_cpu_that_ran_it_before_gets_its_own_fingerprin
     assert f"* C: {retrained}" in text  # its own label; A is the earlier machine, B this CPU's first checkpoint
     assert "| resnet20 | lat40-small @B | exponential-thin | 1 | 88.00 % | +1.00 |" in text
     assert "| resnet20 | lat40-small @C | exponential-thin | 1 | 90.00 % |  |" in text
+
+
+def test_guarded_rows_are_the_cells_default_with_their_own_section_and_the_unguarded_default_is_no_rival(
+    ablation, tmp_path
+) -> None:
+    suffix = "-soup2-bnfinal-thin"
+    rows = [_row(m + suffix, s, top1) for m, top1s in (("exponential", (0.90, 0.92, 0.91)),
+                                                        ("uniform", (0.92, 0.91, 0.91)),
+                                                        ("one-step", (0.90, 0.90, 0.90))) for s, top1 in enumerate(top1s)]
+    guarded = [(0.92, True), (0.92, False), (0.915, False)]  # seed 0: the uniform network shipped
+    for seed, (top1, applied) in enumerate(guarded):
+        row = _row("exponential" + suffix + "-guard", seed, top1)
+        row["guard"] = {"applied": applied, "winner": {"macs": 1, "params": 1}, "uniform": {"macs": 2, "params": 2}}
+        rows.append(row)
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # judged on the guarded rows against uniform's; the unguarded runs (behind them) are no rival, one-step is
+    assert ("| vgg | lat40-small | `exponential-soup2-bnfinal-thin-guard` | 91.83 % | +0.50 +- 0.50 (3) | 2 of 3 | "
+            "not run | none of 1 | 9/9 | met / not run / met / met |") in board
+    section = text.split("## Uniform guard")[1].split("\n## ")[0]
+    # minus uniform / minus unguarded over all runs, then over the run that shipped the uniform network and the others
+    assert ("| vgg | lat40-small | exponential-soup2-bnfinal-thin-guard | 3 | 1 | 91.83 % | +0.50 +- 0.50 | "
+            "+0.83 +- 1.04 | +0.00 | +0.75 +- 0.35 | 3/3 |") in section
+    table = text.split("## Final test top-1 by method")[1].split("\n## ")[0]
+    # against the rows of the same settings: uniform's and the unguarded default's
+    assert "| vgg | lat40-small | exponential-soup2-bnfinal-thin-guard | 3 | 91.83 % | +0.50 +- 0.50 | +0.83 +- 1.04 |" \
+        in table
+    assert "| vgg | lat40-small | one-step-soup2-bnfinal-thin | 3 | 90.00 % | -1.33 +- 0.58 | -1.00 +- 1.00 |" in table
+    settings = ablation._method_settings("exponential" + suffix + "-guard", {"steps": 3, "trials": 12},
+                                         ablation.FINETUNE["standard"], ablation.CELLS["lat50"])
+    assert settings == {**ablation._method_settings("exponential" + suffix, {"steps": 3, "trials": 12},
+                                                    ablation.FINETUNE["standard"], ablation.CELLS["lat50"]),
+                        "uniform_guard": True}
+    assert ablation._method_settings("exponential" + suffix, {"steps": 3, "trials": 12},
+                                     ablation.FINETUNE["standard"])["uniform_guard"] is False  # rows before session 38

@@ -174,17 +174,17 @@ class RunConfig:
             the search's path 87.78 % (the uniform path ahead of it in 5 of 5 seeds); resnet20
             there: 86.67 % against the search's 85.32 % (ahead in 5 of 5) and once's 84.55 %.
         uniform_guard: when channels are the only operator and the search's network, re-checked,
-            has no more multiply-accumulates and no more parameters than the uniform network
-            that meets the same thresholds (every layer pruned alike from the original,
-            re-checked alike) and fewer of one, that uniform network is shipped instead, after
-            ``steps * step_epochs`` of fine-tuning (what the search's network had on its way)
-            and the same final fine-tune. Such a network spends its budget on neither compute
-            nor capacity: in the ablation (resnet20, ``latency <= 0.5x``, machine F, 5 seeds of
-            the default, one-step and reference each, both fine-tuning budgets) the 16 such
-            final networks scored 0.18 pt under uniform's on average (11 of 16 below), the 14
-            others 0.10 pt above. On by default; a run without a searched network to compare
-            (``sampler`` uniform, a run at its floor) skips it; ``final/summary.json`` records
-            the comparison (``guard``).
+            has no more multiply-accumulates and no more parameters than the network of the
+            uniform path (what ``sampler='uniform'`` ends on: each step every layer pruned alike
+            to the step's thresholds; re-checked alike), and fewer of one, that network is
+            trained as the uniform path trains it (each step's fine-tune) and shipped instead.
+            Such a searched network spends its budget on neither compute nor capacity: in the
+            ablation (resnet20, ``latency <= 0.5x``, machine F, default, one-step and reference,
+            5 seeds each, both fine-tuning budgets) the 16 such final networks scored 0.18 pt
+            under the uniform runs' on average (12 of 16 below), the 14 others 0.10 pt above
+            (``benchmarks/dominance.py``). On by default; a run on the uniform path (``sampler``
+            uniform, a run at its floor) skips it; ``final/summary.json`` records the
+            comparison (``guard``).
         confidence: a measured budget holds when the one-sided upper confidence bound (at this
             level) of the mean of its re-measurements meets it; re-measurements above the
             bound are counted and reported either way.

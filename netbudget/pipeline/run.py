@@ -2,7 +2,7 @@
 
 One Optuna study per cooling step (``step-0`` ... ``step-{T-1}``) and one ``run`` study
 whose attributes hold what the run measured once (the original network, the noise, the
-schedule, the final summary), plus a ``guard`` study holding the uniform guard's timings,
+schedule, the final summary), plus ``guard-0`` ... studies holding the uniform guard's timings,
 share one storage, so a run resumes after any interruption
 and ``netbudget report`` rebuilds everything from the storage alone.
 """
@@ -887,26 +887,33 @@ class _Run:
         return current if record["position"] == 0 else self._thinned(current, record["position"])
 
     def _guarded(self, current: nn.Module) -> nn.Module:
-        """``uniform_guard``: the re-checked winner ``current``, unless the uniform network that
-        meets the last step's thresholds (every layer pruned alike from the original: the
-        step seed's bisection, then re-checked as the winner was) has at least as many
-        multiply-accumulates and parameters as it and more of one; then that uniform network,
-        fine-tuned ``steps * step_epochs`` (what the winner had on its way). The comparison is
-        stored (``guard``: ``applied``, ``winner`` and ``uniform`` with ``macs``, ``params``,
-        and the uniform network's ``position`` and re-check ``recheck_position``), so a resumed
-        run takes the same network without re-timing. Skipped (no record) when channels are not
-        the only operator or the run took a uniform path."""
+        """``uniform_guard``: the re-checked winner ``current``, unless the network of the uniform
+        path (what ``sampler='uniform'`` ends on: at each step, every layer pruned alike to the
+        step's thresholds, bisected on measurements as a step's seed is; then re-checked as the
+        winner was) has at least as many multiply-accumulates and parameters as it and more of
+        one; then that network, trained as the uniform path trains it (each step's fine-tune,
+        ``step_epochs`` with the step's seed). Widths depend on positions only, so the path is
+        timed on networks not yet fine-tuned and trained only when it is shipped. The
+        comparison is stored (``guard``: ``applied``; ``winner`` and ``uniform`` with ``macs``
+        and ``params``; the uniform path's ``positions`` per step and its re-check's
+        ``recheck_position``), so a resumed run takes the same network without re-timing.
+        Skipped (no record) when channels are not the only operator or the run took a uniform path."""
         cfg = self.config
         if not cfg.uniform_guard or cfg.operators != ["channels"] or self._uniform_path:
             return current
         record = self.meta.user_attrs.get("guard")
         if record is None:
-            last = self._schedule.num_steps - 1
-            study = optuna.create_study(storage=self.storage, study_name="guard", load_if_exists=True)
-            cost = CostModel(self.original, self.space0) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
-            self._bisect_seeds(study, self.original, self.space0, cost, self._thresholds(last))
-            position = float(study.user_attrs["seed_u"])
-            uniform = apply_config(self.original, self.space0, self.space0.uniform(position)).module
+            uniform, positions = self.original, []
+            for t in range(self._schedule.num_steps):
+                try:
+                    space = self._space(uniform, self.space0.channel_counts)
+                except UnreachableBudgetError:
+                    break  # every layer at --min-keep: the path ends here
+                study = optuna.create_study(storage=self.storage, study_name=f"guard-{t}", load_if_exists=True)
+                cost = CostModel(uniform, space) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
+                self._bisect_seeds(study, uniform, space, cost, self._thresholds(t))
+                positions.append(float(study.user_attrs["seed_u"]))
+                uniform = self._uniform_step(uniform, space, positions[-1])
             thinned = 0.0
             if self.noisy:
                 uniform, _, picked = self._thin_until_met(uniform, self.noisy, with_itself=True, label="guard re-check")
@@ -915,21 +922,29 @@ class _Run:
             keys = ("macs", "params")
             applied = all(ours[k] <= theirs[k] for k in keys) and any(ours[k] < theirs[k] for k in keys)
             record = {"applied": applied, "winner": {k: ours[k] for k in keys},
-                      "uniform": {**{k: theirs[k] for k in keys}, "position": position, "recheck_position": thinned}}
+                      "uniform": {**{k: theirs[k] for k in keys}, "positions": positions, "recheck_position": thinned}}
             self.meta.set_user_attr("guard", record)
             self.console.print(
                 f"[bold]guard[/]: the search's network has {_millions(ours['macs'])} MACs and {_thousands(ours['params'])} "
-                f"parameters, the uniform network meeting the same thresholds {_millions(theirs['macs'])} and "
-                f"{_thousands(theirs['params'])}: "
-                + ("no more of either, so the uniform network goes on in its place (--no-uniform-guard keeps the "
-                   "search's)" if applied else "the search's network goes on"), soft_wrap=True)
+                f"parameters, the uniform path's network {_millions(theirs['macs'])} and {_thousands(theirs['params'])}: "
+                + ("no more of either, so the uniform path's network goes on in its place (--no-uniform-guard keeps "
+                   "the search's)" if applied else "the search's network goes on"), soft_wrap=True)
         if not record["applied"]:
             return current
-        uniform = apply_config(self.original, self.space0, self.space0.uniform(record["uniform"]["position"])).module
+        uniform, positions = self.original, record["uniform"]["positions"]
+        for t, position in enumerate(positions):
+            uniform = self._uniform_step(uniform, self._space(uniform, self.space0.channel_counts), position)
+            uniform = self._fine_tuned(uniform, cfg.step_epochs, seed=cfg.seed + 1000 + t,
+                                       label=f"guard: uniform step {t + 1}/{len(positions)} fine-tune")
         if record["uniform"]["recheck_position"] > 0:
             uniform = self._thinned(uniform, record["uniform"]["recheck_position"])
-        epochs = self._schedule.num_steps * cfg.step_epochs
-        return self._fine_tuned(uniform, epochs, seed=cfg.seed + 4000, label="guard: the uniform network's fine-tune")
+        return uniform
+
+    def _uniform_step(self, module: nn.Module, space: SearchSpace, position: float) -> nn.Module:
+        """``module`` with every dimension of ``space`` at ``position`` (other compression kept)."""
+        candidate = apply_config(module, space, space.uniform(position))
+        _inherit_compression(candidate)
+        return candidate.module
 
     def _search_thresholds(self, noisy: Sequence[Constraint]) -> dict[str, float]:
         """The last step's threshold of each noisy budget: the target less the safety margin."""
