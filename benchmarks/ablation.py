@@ -142,8 +142,8 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
 # *-guard (session 38, after -soup2-bnfinal-thin): the uniform guard (`uniform_guard`): a re-checked
 # winner with no more MACs and no more parameters than the uniform path's network (what the
 # uniform rows end on) is replaced by that network, trained as the uniform path trains it.
-# Motivated by F's lat50 / lat50-small final networks (benchmarks/dominance.py): the 16 so
-# dominated scored 0.18 pt under uniform's on average, the 14 others 0.10 above.
+# Motivated by F's lat50 / lat50-small final networks (benchmarks/dominance.py): the 15 so
+# dominated scored 0.23 pt under uniform's on average, the 15 others 0.13 above.
 # *-soup2 (session 34, with -bnfinal -thin): two final fine-tunes averaged (`final_tries` 2,
 # `final_merge` soup): soup.py measured +0.57 +- 0.09 pt over one re-estimated try. As rows (F):
 # +0.66 / +0.52 pt over the first try in lat50-small (default / uniform), +0.02 / +0.02 in lat50

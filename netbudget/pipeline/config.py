@@ -180,8 +180,8 @@ class RunConfig:
             trained as the uniform path trains it (each step's fine-tune) and shipped instead.
             Such a searched network spends its budget on neither compute nor capacity: in the
             ablation (resnet20, ``latency <= 0.5x``, machine F, default, one-step and reference,
-            5 seeds each, both fine-tuning budgets) the 16 such final networks scored 0.18 pt
-            under the uniform runs' on average (12 of 16 below), the 14 others 0.10 pt above
+            5 seeds each, both fine-tuning budgets) the 15 such final networks scored 0.23 pt
+            under the uniform runs' on average (12 of 15 below), the 15 others 0.13 pt above
             (``benchmarks/dominance.py``). On by default; a run on the uniform path (``sampler``
             uniform, a run at its floor) skips it; ``final/summary.json`` records the
             comparison (``guard``).
