@@ -1326,9 +1326,10 @@ def _guard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
     if not lines:
         return []
     return ["", "## Uniform guard (`-guard`): the uniform network in place of a searched one with no more MACs and parameters", "",
-            ("A guarded run compares its re-checked network with the uniform network meeting the same thresholds "
-             "(every layer pruned alike from the original, re-checked alike); when the searched one has no more "
-             "multiply-accumulates and no more parameters, the uniform one is fine-tuned and shipped instead. "
+            ("A guarded run compares its re-checked network with the uniform path's network (what the uniform rows "
+             "end on: each step every layer pruned alike to its threshold; re-checked alike); when the searched one "
+             "has no more multiply-accumulates and no more parameters, the uniform path's network is trained as that "
+             "path trains it and shipped instead. "
              "Differences in points, paired by seed, mean +- sd (seeds); `unguarded`: the same method's runs "
              "without the guard (their own searches: the re-timings differ)."), "",
             ("| network | cell | method | runs | uniform shipped | final top-1 | minus uniform | minus unguarded | "
