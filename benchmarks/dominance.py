@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from netbudget.pipeline.run import dominated  # the uniform guard's rule, used as it is
+
 RESULTS = Path(__file__).parent / "results"
 SEARCHED = "exponential-soup2-bnfinal-thin,one-step-soup2-bnfinal-thin,reference-soup2-bnfinal-thin"
 
@@ -35,12 +37,6 @@ def final_network(run_dir: Path) -> dict[str, float]:
     latency = [c["ratio"] for c in summary["constraints"] if c["text"].startswith("latency")]
     return {"macs": summary["metrics"]["final"]["macs"], "params": summary["metrics"]["final"]["params"],
             "latency_ratio": latency[0] if latency else None, "top1": summary["accuracy"]["final"]}
-
-
-def dominated(ours: dict[str, float], theirs: dict[str, float]) -> bool:
-    """Whether ``theirs`` has at least ``ours``' MACs and parameters, and more of one."""
-    keys = ("macs", "params")
-    return all(ours[k] <= theirs[k] for k in keys) and any(ours[k] < theirs[k] for k in keys)
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

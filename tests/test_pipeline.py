@@ -1311,6 +1311,16 @@ def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch, *, graded:
     thresholds = pipeline_run._Run._thresholds
     monkeypatch.setattr(pipeline_run._Run, "_thresholds",
                         lambda self, t: {k: 0.96 * v for k, v in thresholds(self, t).items()})
+    try:
+        yield _counted_fine_tunes(monkeypatch)
+    finally:
+        unregister_metric("floorish")
+
+
+def _counted_fine_tunes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pipeline's fine-tunes run as before; the returned list collects each one's epochs, in order."""
+    from netbudget.pipeline import run as pipeline_run
+
     epochs: list[int] = []
     fine_tune = pipeline_run.fine_tune
 
@@ -1319,10 +1329,7 @@ def _floor_misses_the_searched_bound(monkeypatch: pytest.MonkeyPatch, *, graded:
         return fine_tune(candidate, data, fit, **kwargs)
 
     monkeypatch.setattr(pipeline_run, "fine_tune", counted)
-    try:
-        yield epochs
-    finally:
-        unregister_metric("floorish")
+    return epochs
 
 
 def _floor_widths() -> list[int]:
@@ -1608,14 +1615,7 @@ def test_the_uniform_guard_ships_the_uniform_network_in_place_of_one_with_fewer_
     # a search whose re-checked winner is the floor (every layer at --min-keep): fewer MACs and
     # fewer parameters than the uniform network that keeps half the parameters
     monkeypatch.setattr(pipeline_run._Run, "_recheck", lambda self, current: self._floor_network())
-    epochs: list[int] = []
-    fine_tune = pipeline_run.fine_tune
-
-    def counted(candidate, data, fit, **kwargs):
-        epochs.append(fit.epochs)
-        return fine_tune(candidate, data, fit, **kwargs)
-
-    monkeypatch.setattr(pipeline_run, "fine_tune", counted)
+    epochs = _counted_fine_tunes(monkeypatch)
     run_dir = tmp_path / "run"
     with _share_of_parameters_kept():
         result = _quick_run(run_dir, digits_weights, ["kept <= 0.5 units"], steps=2, trials=3, step_epochs=1,

@@ -918,11 +918,10 @@ class _Run:
             if self.noisy:
                 uniform, _, picked = self._thin_until_met(uniform, self.noisy, with_itself=True, label="guard re-check")
                 thinned = picked["position"] if picked else 0.0
-            ours, theirs = self._extra_metrics(current), self._extra_metrics(uniform)
-            keys = ("macs", "params")
-            applied = all(ours[k] <= theirs[k] for k in keys) and any(ours[k] < theirs[k] for k in keys)
-            record = {"applied": applied, "winner": {k: ours[k] for k in keys},
-                      "uniform": {**{k: theirs[k] for k in keys}, "positions": positions, "recheck_position": thinned}}
+            ours, theirs = self._structure(current), self._structure(uniform)
+            applied = dominated(ours, theirs)
+            record = {"applied": applied, "winner": ours,
+                      "uniform": {**theirs, "positions": positions, "recheck_position": thinned}}
             self.meta.set_user_attr("guard", record)
             self.console.print(
                 f"[bold]guard[/]: the search's network has {_millions(ours['macs'])} MACs and {_thousands(ours['params'])} "
@@ -939,6 +938,11 @@ class _Run:
         if record["uniform"]["recheck_position"] > 0:
             uniform = self._thinned(uniform, record["uniform"]["recheck_position"])
         return uniform
+
+    def _structure(self, module: nn.Module) -> dict[str, float]:
+        """``macs`` and ``params`` (dense counts) of ``module``: what the uniform guard compares."""
+        return {"macs": measure(module, "macs.dense", self.context).value,
+                "params": measure(module, "params.dense", self.context).value}
 
     def _uniform_step(self, module: nn.Module, space: SearchSpace, position: float) -> nn.Module:
         """``module`` with every dimension of ``space`` at ``position`` (other compression kept)."""
@@ -1222,6 +1226,13 @@ class _StepProgress(ProgressBar):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def dominated(ours: Mapping[str, float], theirs: Mapping[str, float]) -> bool:
+    """Whether ``theirs`` has at least ``ours``' ``macs`` and ``params``, and more of one (the
+    uniform guard's rule: ``ours`` spends its budget on neither compute nor capacity)."""
+    keys = ("macs", "params")
+    return all(ours[k] <= theirs[k] for k in keys) and any(ours[k] < theirs[k] for k in keys)
+
+
 def _millions(count: float) -> str:
     return f"{count / 1e6:.2f} M"
 
