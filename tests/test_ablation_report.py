@@ -863,3 +863,26 @@ def test_guarded_rows_are_the_cells_default_with_their_own_section_and_the_ungua
                         "uniform_guard": True}
     assert ablation._method_settings("exponential" + suffix, {"steps": 3, "trials": 12},
                                      ablation.FINETUNE["standard"])["uniform_guard"] is False  # rows before session 38
+
+
+def test_guarded_rows_without_unguarded_ones_are_still_compared_with_the_uniform_rows_of_their_settings(
+    ablation, tmp_path
+) -> None:
+    # a cell that ran only the guarded default, uniform and one-step with its settings (F's lat40-small)
+    suffix = "-soup2-bnfinal-thin"
+    rows = [_row(m, s, top1) for m, top1s in (("uniform" + suffix, (0.88, 0.87)), ("one-step" + suffix, (0.875, 0.86)),
+                                               ("exponential" + suffix + "-guard", (0.89, 0.885)))
+            for s, top1 in enumerate(top1s)]
+    for row in rows[-2:]:
+        row["guard"] = {"applied": False, "winner": {"macs": 3, "params": 3}, "uniform": {"macs": 2, "params": 2}}
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    table = text.split("## Final test top-1 by method")[1].split("\n## ")[0]
+    # minus uniform filled, minus exponential blank: the cell has no unguarded rows
+    assert "| vgg | lat40-small | exponential-soup2-bnfinal-thin-guard | 2 | 88.75 % | +1.25 +- 0.35 |  | 2/2 |" in table
+    assert "| vgg | lat40-small | one-step-soup2-bnfinal-thin | 2 | 86.75 % | -0.75 +- 0.35 |  | 2/2 |" in table
+    section = text.split("## Uniform guard")[1].split("\n## ")[0]
+    assert ("| vgg | lat40-small | exponential-soup2-bnfinal-thin-guard | 2 | 0 | 88.75 % | +1.25 +- 0.35 | none | none | "
+            "+1.25 +- 0.35 | 2/2 |") in section
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    assert "| +1.25 +- 0.35 (2) | 2 of 2 | not run | none of 1 | 6/6 | met / not run / met / met |" in board
