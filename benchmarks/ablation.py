@@ -1244,15 +1244,16 @@ def _computed_lines(rows: list[dict], mean: dict[str, float], head: dict[str, An
 
 def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     """The uniform and exponential rows ``method`` is compared with in the table: the plain
-    methods where the cell has them; in a cell run only with later defaults, the rows with
-    ``method``'s suffix where they exist, else the ``-repair`` rows."""
+    methods where the cell has them; in a cell run only with later defaults, the rows with all
+    of ``method``'s settings where the cell ran uniform with them (its exponential rows may be
+    missing: that column stays blank), else those with its last suffix, else the ``-repair`` rows."""
     have = {r["method"] for r in rows}
     if "uniform" in have:
         return "uniform", "exponential"
     method = method.removesuffix("-guard")  # judged against the rows it guards
     base = next((b for b in sorted(BASE_METHODS, key=len, reverse=True) if method.startswith(b)), "")
     settings = method[len(base):]  # every suffix, e.g. -soup2-bnfinal-thin
-    if settings and f"uniform{settings}" in have:  # the exponential column stays blank where the cell has none
+    if settings and f"uniform{settings}" in have:
         return f"uniform{settings}", f"exponential{settings}"
     suffix = next((s for s in RERUNS if method.endswith(s)), "-repair")
     uniform, exponential = (f"{m}{suffix}" if f"{m}{suffix}" in have else f"{m}-repair"
