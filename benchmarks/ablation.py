@@ -98,7 +98,9 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-floor-thin", "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin",
            "uniform-final2-thin", "exponential-bnfinal-thin", "uniform-bnfinal-thin",
            "exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin", "one-step-soup2-bnfinal-thin",
-           "reference-soup2-bnfinal-thin", "exponential-soup2-bnfinal-thin-guard"]
+           "reference-soup2-bnfinal-thin", "exponential-soup2-bnfinal-thin-guard", "random-soup2-bnfinal-thin",
+           "tpe-soup2-bnfinal-thin", "penalty-soup2-bnfinal-thin", "linear-soup2-bnfinal-thin",
+           "optuna-gp-soup2-bnfinal-thin"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -150,6 +152,8 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
 # (full fine-tunes); the pipeline's `final_tries: auto` since session 35 (2 with `finetune_samples`).
 # one-step-soup2-bnfinal-thin / reference-soup2-bnfinal-thin (session 36): the rivals with those
 # settings, judged against exponential-soup2-bnfinal-thin on the scoreboard (F: lat50-small, lat50).
+# random-, tpe-, penalty-, linear-, optuna-gp-soup2-bnfinal-thin (session 40): the other rivals with
+# those settings (3 seeds), first in F's lat40-small, where the guarded default led uniform in 5 of 5.
 # *-bnfinal (session 34, with -thin): the final network's batch-norm statistics re-estimated after
 # its fine-tune (`final_bn_batches` 40, the pipeline's default since): benchmarks/soup.py measured
 # +0.71 +- 0.25 pt on the final fine-tunes of the ten -final2 runs (machine F, 4 tries each, every
