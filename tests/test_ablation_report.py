@@ -886,3 +886,28 @@ def test_guarded_rows_without_unguarded_ones_are_still_compared_with_the_uniform
             "+1.25 +- 0.35 | 2/2 |") in section
     board = text.split("## Scoreboard")[1].split("\n## ")[0]
     assert "| +1.25 +- 0.35 (2) | 2 of 2 | not run | none of 1 | 6/6 | met / not run / met / met |" in board
+
+
+def test_every_rival_with_the_defaults_settings_runs_its_own_sampler_and_counts_against_the_guarded_default(
+    ablation, tmp_path
+) -> None:
+    # session 40: random / tpe / penalty / linear / optuna-gp with -soup2-bnfinal-thin (F's lat40-small)
+    suffix = "-soup2-bnfinal-thin"
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["small"]
+    for base in ("random", "tpe", "penalty", "optuna-gp"):
+        settings = ablation._method_settings(base + suffix, search, finetune)
+        assert (settings["sampler"], settings["cooling"]) == (base, "exponential")
+        assert (settings["final_tries"], settings["final_merge"], settings["final_bn_batches"]) == (2, "soup", 40)
+        assert settings["uniform_guard"] is False and settings["step_thinning"] == 4
+    linear = ablation._method_settings("linear" + suffix, search, finetune)
+    assert (linear["sampler"], linear["cooling"], linear["final_tries"]) == ("netbudget", "linear", 2)
+    assert ablation._parse_names("--methods", "random" + suffix, ablation.METHODS) == ["random" + suffix]
+    rows = [_row(m, s, top1) for m, top1s in (("uniform" + suffix, (0.87, 0.87)), ("random" + suffix, (0.89, 0.89)),
+                                               ("tpe" + suffix, (0.87, 0.875)),
+                                               ("exponential" + suffix + "-guard", (0.885, 0.885)))
+            for s, top1 in enumerate(top1s)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # random ahead of the default by +0.5 pt in both seeds; tpe behind: the rivals goal is missed for random alone
+    assert ("| random-soup2-bnfinal-thin +0.50 +- 0.00 (2) | 8/8 | met / not run / MISSED / met |") in board
