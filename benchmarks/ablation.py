@@ -100,7 +100,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin", "one-step-soup2-bnfinal-thin",
            "reference-soup2-bnfinal-thin", "exponential-soup2-bnfinal-thin-guard", "random-soup2-bnfinal-thin",
            "tpe-soup2-bnfinal-thin", "penalty-soup2-bnfinal-thin", "linear-soup2-bnfinal-thin",
-           "optuna-gp-soup2-bnfinal-thin"]
+           "optuna-gp-soup2-bnfinal-thin", "exponential-soup2-bnfinal-thin-guard-capacity"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -140,7 +140,7 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-floor-once-thin", "exponential-bn-thin", "exponential-final2-thin", "uniform-final2-thin",
               "exponential-bnfinal-thin", "uniform-bnfinal-thin", "exponential-soup2-bnfinal-thin",
               "uniform-soup2-bnfinal-thin", "one-step-soup2-bnfinal-thin", "reference-soup2-bnfinal-thin",
-              "exponential-soup2-bnfinal-thin-guard"}
+              "exponential-soup2-bnfinal-thin-guard", "exponential-soup2-bnfinal-thin-guard-capacity"}
 # *-guard (session 38, after -soup2-bnfinal-thin): the uniform guard (`uniform_guard`): a re-checked
 # winner with no more MACs and no more parameters than the uniform path's network (what the
 # uniform rows end on) is replaced by that network, trained as the uniform path trains it.
@@ -154,6 +154,10 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
 # settings, judged against exponential-soup2-bnfinal-thin on the scoreboard (F: lat50-small, lat50).
 # random-, tpe-, penalty-, linear-, optuna-gp-soup2-bnfinal-thin (session 40): the other rivals with
 # those settings (3 seeds), first in F's lat40-small, where the guarded default led uniform in 5 of 5.
+# *-capacity (session 41, after the guard): a step's near-tied candidates (proxy within 1 pt of the
+# best, `tie_tolerance` 0.01) ranked by dense MACs (`tie_break` macs) instead of budget used. Motivated
+# by F's lat40-small: every proxy ranked the boundary's networks backwards there, random candidates
+# beat the GP's, and MACs tracked the final top-1 of the 24 cooled searches' networks (Spearman +0.61).
 # *-bnfinal (session 34, with -thin): the final network's batch-norm statistics re-estimated after
 # its fine-tune (`final_bn_batches` 40, the pipeline's default since): benchmarks/soup.py measured
 # +0.71 +- 0.25 pt on the final fine-tunes of the ten -final2 runs (machine F, 4 tries each, every
@@ -196,6 +200,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-soup2": {"final_tries": 2, "final_merge": "soup"},
     "-bnfinal": {"final_bn_batches": 40},
     "-guard": {"uniform_guard": True},
+    "-capacity": {"tie_break": "macs", "tie_tolerance": 0.01},
 }
 # the methods a name starts with before its suffixes (``VARIANTS``)
 BASE_METHODS = ("exponential", "one-step-once", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe",
@@ -1254,7 +1259,8 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
     have = {r["method"] for r in rows}
     if "uniform" in have:
         return "uniform", "exponential"
-    method = method.removesuffix("-guard")  # judged against the rows it guards
+    # judged against the rows it guards; the capacity tie-break has no ties to break on the uniform path
+    method = method.removesuffix("-capacity").removesuffix("-guard")
     base = next((b for b in sorted(BASE_METHODS, key=len, reverse=True) if method.startswith(b)), "")
     settings = method[len(base):]  # every suffix, e.g. -soup2-bnfinal-thin
     if settings and f"uniform{settings}" in have:

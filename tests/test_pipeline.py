@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +174,8 @@ def test_operators_follow_the_budgets() -> None:
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
         ({"project_misses": 1}, "`project_misses` must be true or false, but got project_misses=1"),
         ({"uniform_guard": "on"}, "`uniform_guard` must be true or false, but got uniform_guard='on'"),
+        ({"tie_break": "flops"}, "`tie_break` must be one of ('usage', 'macs'), but got tie_break='flops'"),
+        ({"tie_tolerance": -0.01}, "`tie_tolerance` must be >= 0, but got tie_tolerance=-0.01"),
         ({"operators": ["shrink"]}, "`operators` must be a non-empty subset"),
         ({"model": "vgg"}, "'zoo:NAME' or 'package.module:factory'"),
     ],
@@ -196,13 +198,13 @@ def test_run_config_round_trips_through_yaml(tmp_path: Path) -> None:
 
 
 # -- the step winner ---------------------------------------------------------------------
-def _study(rows: list[tuple[float, float]]) -> optuna.Study:
-    """A study of trials with (proxy score, measured latency)."""
+def _study(rows: list[tuple[float, float]], macs: Sequence[float] = ()) -> optuna.Study:
+    """A study of trials with (proxy score, measured latency), and their MACs where given."""
     study = optuna.create_study(direction="maximize")
-    for value, latency in rows:
+    for i, (value, latency) in enumerate(rows):
         study.add_trial(optuna.trial.create_trial(
             params={"x": 0.5}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
-            value=value, user_attrs={"measured": {"latency.mean": latency}},
+            value=value, user_attrs={"measured": {"latency.mean": latency}, **({"macs": macs[i]} if macs else {})},
         ))
     return study
 
@@ -213,6 +215,18 @@ def test_winner_is_best_feasible_and_near_ties_prefer_more_budget() -> None:
     # 0.99 misses the bound; 0.95 and 0.949 tie, and 0.949 uses more of the budget
     assert [t.number for t in ranked] == [2, 1, 3, 0]
     assert [t.number for t in _ranked(study, {"latency.mean": 1.0}, tie_tolerance=0.0)][:2] == [1, 2]
+
+
+def test_near_ties_broken_by_macs_prefer_the_candidate_that_kept_most_compute() -> None:
+    study = _study([(0.95, 0.9), (0.945, 0.99), (0.942, 0.7), (0.90, 0.95), (0.99, 2.0)],
+                   macs=[1e6, 1.2e6, 1.5e6, 3e6, 4e6])
+    thresholds = {"latency.mean": 1.0}
+    # within 1 pt: 0.95, 0.945 and 0.942; 0.942 kept the most MACs though it uses the least budget;
+    # 0.90 (more MACs still) is outside the tolerance and the 0.99 misses the bound
+    assert [t.number for t in _ranked(study, thresholds, 0.01, "macs")] == [2, 1, 0, 3, 4]
+    assert [t.number for t in _ranked(study, thresholds, 0.01, "usage")] == [1, 0, 2, 3, 4]
+    # a tolerance of 0 leaves only the best proxy score, whatever the tie-break
+    assert _ranked(study, thresholds, 0.0, "macs")[0].number == 0
 
 
 def test_without_a_feasible_trial_the_least_violating_comes_first() -> None:
@@ -781,6 +795,24 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     evaluated = [t for t in study.trials if "probe" not in t.user_attrs and t not in left]
     assert len(evaluated) == 8  # within the step's budget
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
+
+
+def test_tie_break_macs_ships_the_tied_candidate_with_most_macs_and_every_trial_records_its_macs(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    # a tolerance of 1 makes every feasible candidate a tie: the winner is the one with most MACs
+    result = _quick_run(run_dir, digits_weights, ["params <= 0.5x"], sampler="random", trials=6,
+                        tie_break="macs", tie_tolerance=1.0)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    scored = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert scored and all(t.user_attrs["macs"] > 0 for t in scored)
+    (key, threshold), = study.user_attrs["thresholds"].items()
+    feasible = [t for t in scored if t.user_attrs["measured"][key] <= threshold]
+    winner = study.trials[study.user_attrs["winner"]]
+    assert winner.user_attrs["macs"] == max(t.user_attrs["macs"] for t in feasible)
+    assert len({t.user_attrs["macs"] for t in feasible}) > 1  # a choice was made
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").tie_break == "macs"
 
 
 def _die_after_enqueuing(monkeypatch: pytest.MonkeyPatch, attr: str) -> Callable[[], None]:

@@ -23,6 +23,7 @@ BEFORE_ADDED: dict[str, Any] = {"floor_path": "search", "final_bn_batches": 0, "
                                 "uniform_guard": False}
 FLOOR_PATHS = ("uniform", "once", "search")  # ``floor_path``: a run whose floor misses the searched bound
 FINAL_MERGES = ("soup", "best")  # ``final_merge``: what several final fine-tunes give
+TIE_BREAKS = ("usage", "macs")  # ``tie_break``: which of a step's near-tied candidates wins
 
 
 def default_operators(metrics: list[str]) -> list[str]:
@@ -189,7 +190,13 @@ class RunConfig:
             level) of the mean of its re-measurements meets it; re-measurements above the
             bound are counted and reported either way.
         tie_tolerance: proxy scores within this (fraction) of the best count as equal; among
-            them the candidate using the most budget wins.
+            them ``tie_break`` picks the winner.
+        tie_break: which near-tied candidate wins: ``usage`` (the one using the most of the
+            step's budget, mean of measured / threshold) or ``macs`` (the one with the most
+            dense multiply-accumulates, i.e. the most compute kept; measured budgets, then the
+            proxy score, break what remains). ``macs`` with a wide ``tie_tolerance`` (0.01)
+            is the ablation's capacity hypothesis: where the proxy cannot rank the boundary's
+            candidates, capacity may (see docs/design.md).
         seed: seed of the data split, sampler and fine-tuning.
         storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
     """
@@ -236,6 +243,7 @@ class RunConfig:
     uniform_guard: bool = True
     confidence: float = 0.95
     tie_tolerance: float = 0.002
+    tie_break: str = "usage"
     seed: int = 0
     storage: str | None = None
 
@@ -286,6 +294,7 @@ class RunConfig:
             ("floor_path", self.floor_path in FLOOR_PATHS, f"one of {FLOOR_PATHS}"),
             ("confidence", 0.5 <= self.confidence < 1, "in [0.5, 1)"),
             ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
+            ("tie_break", self.tie_break in TIE_BREAKS, f"one of {TIE_BREAKS}"),
             ("width", self.width > 0, "> 0"),
         ]
         for name, ok, expected in checks:

@@ -533,7 +533,7 @@ class _Run:
             self.console.print(f"  no candidate confirmed; trying the uniform configuration at {position:.3f}")
             found = self._fallback(study, current, space, thresholds, objective, position)
         if found is None:  # the least violating candidate; verification will say whether the run holds
-            trial = _ranked(study, thresholds, cfg.tie_tolerance)[0]
+            trial = _ranked(study, thresholds, cfg.tie_tolerance, cfg.tie_break)[0]
             candidate = apply_config(current, space, trial.params)
             _inherit_compression(candidate)
             found = trial, candidate, {**measured(trial), **study.user_attrs.get("confirmed", {}).get(str(trial.number), {})}
@@ -581,7 +581,7 @@ class _Run:
         is tried. ``None`` when no candidate meets the thresholds.
         """
         while True:
-            ranked = _ranked(study, thresholds, self.config.tie_tolerance)
+            ranked = _ranked(study, thresholds, self.config.tie_tolerance, self.config.tie_break)
             for trial in ranked[:CONFIRM_CANDIDATES]:
                 values = measured(trial)
                 if not _meets(values, thresholds):
@@ -738,6 +738,7 @@ class _Run:
             _inherit_compression(candidate)
             values = self._measure(candidate.module, relative_to=self.original_values)
             record_measurements(trial, values)
+            trial.set_user_attr("macs", measure(candidate.module, "macs.dense", self.context).value)
             # only the search's own proposals: a projection, or a thinned variant / fallback point
             # of the confirmation (whose next evaluation must run the point it enqueues), is not
             if cfg.project_misses and not {PROJECTED_ATTR, "thinned_from", "fallback"} & trial.user_attrs.keys() \
@@ -1344,9 +1345,11 @@ def _estimator(cost: CostModel, key: str) -> Callable[[Mapping[str, Any]], float
     return lambda params: cost.estimate(params)[key]
 
 
-def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance: float) -> list[FrozenTrial]:
-    """Scored trials, best first: feasible ones by proxy score (among near-ties, the one using
-    most budget first), then infeasible ones by how far they miss."""
+def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance: float,
+            tie_break: str = "usage") -> list[FrozenTrial]:
+    """Scored trials, best first: feasible ones by proxy score (among those within
+    ``tie_tolerance`` of the best, the one using most budget first, or with ``tie_break``
+    ``macs`` the one with most dense MACs first), then infeasible ones by how far they miss."""
     scored = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not scored:
         raise UnreachableBudgetError(f"Step {study.study_name} evaluated no candidate; raise --trials.")
@@ -1363,7 +1366,11 @@ def _ranked(study: optuna.Study, thresholds: Mapping[str, float], tie_tolerance:
     if not feasible:
         return infeasible
     best = max(t.value for t in feasible)
-    near = sorted((t for t in feasible if t.value >= best - tie_tolerance), key=lambda t: (-usage(t), -t.value))
+    near = [t for t in feasible if t.value >= best - tie_tolerance]
+    if tie_break == "macs":  # a trial of a run started before trials recorded their MACs counts as 0
+        near.sort(key=lambda t: (-t.user_attrs.get("macs", 0.0), -usage(t), -t.value))
+    else:
+        near.sort(key=lambda t: (-usage(t), -t.value))
     rest = sorted((t for t in feasible if t.value < best - tie_tolerance), key=lambda t: -t.value)
     return near + rest + infeasible
 
