@@ -1409,9 +1409,11 @@ def _scoreboard_row(network: str, cell: str, rows: list[dict],
         if "confirmed" in head and (found := _confirmed_room(head)) is not None:  # without the draws' luck
             room_text += f"; {found[0]:.2f} pt over {found[2]} fine-tuning seeds"
 
-    def shares(method: str) -> bool:  # run with the default's settings; the default without its guard is no rival
-        return ((method.endswith(suffix) if suffix else not method.endswith(RERUNS))
-                and method not in (default, uniform, default.removesuffix("-guard")))
+    def shares(method: str) -> bool:
+        """Run with the default's settings (its suffix, or the default plus a variant of its own,
+        e.g. ``-capacity``); the default without its guard is no rival."""
+        return ((method.endswith(suffix) if suffix else not method.endswith(RERUNS)) or method.startswith(default + "-")) \
+            and method not in (default, uniform, default.removesuffix("-guard"))
 
     rivals = {m: _paired(rows, m, base=default) for m in sorted(have) if shares(m)}
     first = ""

@@ -911,3 +911,24 @@ def test_every_rival_with_the_defaults_settings_runs_its_own_sampler_and_counts_
     board = text.split("## Scoreboard")[1].split("\n## ")[0]
     # random ahead of the default by +0.5 pt in both seeds; tpe behind: the rivals goal is missed for random alone
     assert ("| random-soup2-bnfinal-thin +0.50 +- 0.00 (2) | 8/8 | met / not run / MISSED / met |") in board
+
+
+def test_the_capacity_tie_break_parses_to_its_settings_and_counts_as_a_rival_of_the_default_it_extends(
+    ablation, tmp_path
+) -> None:
+    # session 41: the guarded default with near-ties (1 pt) broken by MACs
+    method = "exponential-soup2-bnfinal-thin-guard-capacity"
+    settings = ablation._method_settings(method, {"steps": 3, "trials": 12}, ablation.FINETUNE["small"])
+    assert (settings["tie_break"], settings["tie_tolerance"], settings["uniform_guard"]) == ("macs", 0.01, True)
+    assert (settings["sampler"], settings["cooling"], settings["final_tries"]) == ("netbudget", "exponential", 2)
+    assert ablation._parse_names("--methods", method, ablation.METHODS) == [method]
+    assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin"}], method)[0] == "uniform-soup2-bnfinal-thin"
+    rows = [_row(m, s, top1) for m, top1s in (("uniform-soup2-bnfinal-thin", (0.87, 0.87, 0.87)),
+                                               ("exponential-soup2-bnfinal-thin-guard", (0.885, 0.885, 0.885)),
+                                               (method, (0.89, 0.88, 0.89)))
+            for s, top1 in enumerate(top1s)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # ahead of the default by +0.5, -0.5, +0.5 pt: a rival ahead on the paired mean
+    assert f"| {method} +0.17 +- 0.58 (3) | 9/9 | met / not run / MISSED / met |" in board
