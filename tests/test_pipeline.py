@@ -229,6 +229,15 @@ def test_near_ties_broken_by_macs_prefer_the_candidate_that_kept_most_compute() 
     assert _ranked(study, thresholds, 0.0, "macs")[0].number == 0
 
 
+def test_resumed_trials_without_recorded_macs_rank_after_those_with_them_under_tie_break_macs() -> None:
+    # a run resumed from before trials recorded their MACs: its old trials count as 0 MACs
+    study = _study([(0.95, 0.99), (0.949, 0.9)])
+    study.add_trial(optuna.trial.create_trial(
+        params={"x": 0.5}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+        value=0.948, user_attrs={"measured": {"latency.mean": 0.8}, "macs": 1e6}))
+    assert [t.number for t in _ranked(study, {"latency.mean": 1.0}, 0.01, "macs")] == [2, 0, 1]
+
+
 def test_without_a_feasible_trial_the_least_violating_comes_first() -> None:
     study = _study([(0.9, 3.0), (0.5, 1.2)])
     assert _ranked(study, {"latency.mean": 1.0}, tie_tolerance=0.0)[0].number == 1
