@@ -1412,8 +1412,9 @@ def _scoreboard_row(network: str, cell: str, rows: list[dict],
     def shares(method: str) -> bool:
         """Run with the default's settings (its suffix, or the default plus a variant of its own,
         e.g. ``-capacity``); the default without its guard is no rival."""
-        return ((method.endswith(suffix) if suffix else not method.endswith(RERUNS)) or method.startswith(default + "-")) \
-            and method not in (default, uniform, default.removesuffix("-guard"))
+        same_settings = method.endswith(suffix) if suffix else not method.endswith(RERUNS)
+        variant = method.startswith(default + "-")
+        return (same_settings or variant) and method not in (default, uniform, default.removesuffix("-guard"))
 
     rivals = {m: _paired(rows, m, base=default) for m in sorted(have) if shares(m)}
     first = ""
