@@ -216,6 +216,7 @@ def compress(
     moments: int = typer.Option(None, help="Moments the re-check and verification re-measure at (1: back to back) \\[default: 5]."),
     moment_seconds: float = typer.Option(None, help="Seconds between two moments \\[default: 10]."),
     repairs: int = typer.Option(None, help="Repairs (thin, fine-tune, verify again) of a result that misses a measured budget \\[default: 2]."),
+    retimes: int = typer.Option(None, help="Re-timings at fresh moments of a re-check or repair try whose miss rests on one slow moment (0: every miss is final) \\[default: 1]."),
     step_thinning: int = typer.Option(None, help="Thinned variants a step tries when its best candidates miss on re-timing (0: take the next-ranked) \\[default: 4]."),
     project_misses: bool = typer.Option(None, "--project-misses/--no-project-misses", help="Score a proposal that misses a step's bound at the point where its line to the most compressed configuration meets it \\[default: off]."),
     floor_path: str = typer.Option(None, help="When the most compressed network misses the searched bound of a measured budget (channels only): uniform (each step takes the uniform configuration), once (the floor at once, fine-tuned for the whole budget) or search \\[default: uniform]."),
@@ -243,7 +244,7 @@ def compress(
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
             "final_epochs": final_epochs, "final_tries": final_tries, "finetune_samples": finetune_samples, "final_bn_batches": final_bn_batches,
             "final_merge": final_merge, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
-            "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "step_thinning": step_thinning,
+            "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "retimes": retimes, "step_thinning": step_thinning,
             "project_misses": project_misses, "floor_path": floor_path, "uniform_guard": uniform_guard,
             "tie_tolerance": tie_tolerance, "tie_break": tie_break, "storage": storage, "seed": seed,
         }

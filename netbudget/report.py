@@ -203,7 +203,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
         lines.append("")
     recheck = meta.get("recheck")
     if recheck:
-        thinnings = len(recheck["tries"]) - 1
+        thinnings = len({t["position"] for t in recheck["tries"]} - {0.0})
+        retimed = sum(1 for t in recheck["tries"] if t.get("retime"))
         if not recheck["passed"]:
             outcome = f"nothing held after {thinnings} thinning(s); verification decides"
         elif recheck["position"] == 0:
@@ -211,6 +212,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
         else:
             outcome = (f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
                        f"({thinnings} thinning(s))")
+        if retimed:
+            outcome += f"; {retimed} miss(es) resting on one slow moment re-timed"
         lines.append(f"Re-check before the final fine-tune (measured budgets against the searched bound): {outcome}.")
     guard = meta.get("guard")
     if guard:

@@ -932,3 +932,38 @@ def test_the_capacity_tie_break_parses_to_its_settings_and_counts_as_a_rival_of_
     board = text.split("## Scoreboard")[1].split("\n## ")[0]
     # ahead of the default by +0.5, -0.5, +0.5 pt: a rival ahead on the paired mean
     assert f"| {method} +0.17 +- 0.58 (3) | 9/9 | met / not run / MISSED / met |" in board
+
+
+def test_the_retime_variant_runs_with_retimes_and_becomes_the_default_its_cell_is_judged_on(ablation, tmp_path) -> None:
+    # session 44: a re-check miss resting on one slow moment re-timed (`retimes` 1); earlier rows ran without
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["small"]
+    default = "exponential-soup2-bnfinal-thin-retime-guard"
+    settings = ablation._method_settings(default, search, finetune)
+    assert (settings["retimes"], settings["uniform_guard"], settings["final_tries"]) == (1, True, 2)
+    assert settings == {**ablation._method_settings("exponential-soup2-bnfinal-thin-guard", search, finetune),
+                        "retimes": 1}
+    assert ablation._method_settings("exponential-soup2-bnfinal-thin-guard", search, finetune)["retimes"] == 0
+    assert ablation._parse_names("--methods", default, ablation.METHODS) == [default]
+    suffix = "-soup2-bnfinal-thin"
+    rows = [_row(m, s, top1) for m, top1s in (
+        ("uniform" + suffix, (0.87, 0.87)), ("exponential" + suffix + "-guard", (0.86, 0.86)),
+        ("uniform" + suffix + "-retime", (0.87, 0.88)), (default, (0.88, 0.885)),
+        ("one-step" + suffix + "-retime", (0.89, 0.875)), ("one-step" + suffix, (0.90, 0.90)))
+        for s, top1 in enumerate(top1s)]
+    recheck = {("uniform" + suffix + "-retime", 0): (0.5, 0), ("uniform" + suffix + "-retime", 1): (0.0, 2),
+               (default, 0): (0.0, 1), (default, 1): (0.0, 2), ("uniform" + suffix, 0): (0.75, 0)}
+    for row in rows:
+        if (row["method"], row["seed"]) in recheck:
+            row["recheck_position"], row["recheck_retimes"] = recheck[row["method"], row["seed"]]
+    assert ablation._bases(rows, default)[0] == "uniform-soup2-bnfinal-thin-retime"
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # judged against the re-timed uniform rows (+0.75 pt), with re-timed one-step its rival (+0.00 pt: not ahead)
+    assert f"| `{default}` | 88.25 % | +0.75 +- 0.35 (2) | 2 of 2 |" in board
+    assert "| none of 1 | 6/6 | met / not run / met / met |" in board
+    section = text.split("## Re-timing a slow moment")[1].split("\n## ")[0]
+    assert f"| vgg | lat40-small | {default} | 2 | 3 | 0.000 / none | 0 of 2 / none | 88.25 % | +2.25 +- 0.35 | 2/2 |" \
+        in section
+    assert ("| vgg | lat40-small | uniform-soup2-bnfinal-thin-retime | 2 | 2 | 0.250 / 0.750 | 1 of 2 / 1 of 1 | 87.50 % "
+            "| +0.50 +- 0.71 | 2/2 |") in section

@@ -171,6 +171,8 @@ def test_operators_follow_the_budgets() -> None:
         ({"final_tries": 2.0}, "`final_tries` must be an integer >= 1 or 'auto', but got final_tries=2.0"),
         ({"repairs": 1.5}, "`repairs` must be an integer >= 0, but got repairs=1.5"),
         ({"step_thinning": -1}, "`step_thinning` must be an integer >= 0, but got step_thinning=-1"),
+        ({"retimes": -1}, "`retimes` must be an integer >= 0, but got retimes=-1"),
+        ({"retimes": 1.0}, "`retimes` must be an integer >= 0, but got retimes=1.0"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
         ({"project_misses": 1}, "`project_misses` must be true or false, but got project_misses=1"),
         ({"uniform_guard": "on"}, "`uniform_guard` must be true or false, but got uniform_guard='on'"),
@@ -755,6 +757,121 @@ def test_the_re_check_walks_past_a_latency_plateau_by_doubling_shares(drop, trie
     assert [t["position"] for t in tries] == pytest.approx(tried)
     assert picked["position"] == pytest.approx(chosen) and picked["passed"] is (drop <= 1.0)
     assert module == {"thinned": chosen}
+
+
+class _SlowMomentRun(_PlateauRun):
+    """A latency of 2.2 ms (threshold 2.33 ms) at every moment but the slowest ``slow`` of
+    the first ``spiked`` measurements, which time at ``spike`` ms; thinning by ``drop`` or more
+    times 2.0 ms."""
+
+    def __init__(self, spike: float, *, slow: int = 1, spiked: int = 1, retimes: int = 1, drop: float = 0.3) -> None:
+        super().__init__(drop)
+        self.config = RunConfig(constraints=["latency <= 0.5x"], retimes=retimes)
+        self.spike, self.slow, self.spiked, self.calls = spike, slow, spiked, 0
+
+    def _remeasure(self, module, noisy):
+        self.calls += 1
+        ms = [2.0 if module.get("thinned", 0.0) >= self.drop else 2.2] * 5
+        if self.calls <= self.spiked:
+            ms[-self.slow:] = [self.spike] * self.slow
+        return {c.key: [[m * 1e-3] * 4 for m in ms] for c in noisy}
+
+
+@pytest.mark.parametrize(("fake", "tried", "chosen"), [
+    # one slow moment of five (2.9 ms against 2.2): re-timed at fresh moments, and the winner holds
+    (_SlowMomentRun(2.9), [(0.0, None), (0.0, 1)], 0.0),
+    # --retimes 0: the miss is final and the walk thins the network
+    (_SlowMomentRun(2.9, retimes=0), [(0.0, None), (1 / 32, None)], 1 / 32),
+    # two slow moments: no single moment explains the miss, so no re-time
+    (_SlowMomentRun(2.9, slow=2), [(0.0, None), (1 / 32, None)], 1 / 32),
+    # the re-time is slow as well: re-timed once (--retimes 1), then the walk goes on and the next
+    # share, at last measured calmly, holds
+    (_SlowMomentRun(2.9, spiked=2), [(0.0, None), (0.0, 1), (1 / 32, None)], 1 / 32),
+])
+def test_a_re_check_miss_resting_on_one_slow_moment_is_re_timed_at_fresh_moments(fake, tried, chosen) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    module, tries, picked = pipeline_run._Run._thin_until_met(fake, {"thinned": 0.0}, [fake.constraint],
+                                                             with_itself=True, label="re-check")
+    assert [(t["position"], t.get("retime")) for t in tries] == [(pytest.approx(p), r) for p, r in tried]
+    assert picked["passed"] and picked["position"] == pytest.approx(chosen) and module == {"thinned": chosen}
+    # a re-timed try is judged on its fresh moments alone
+    for t in tries:
+        assert t["passed"] is (max(t["moment_means"]["latency.mean"]) < 2.33e-3)
+
+
+@pytest.mark.parametrize("retimes", [1, 0])
+def test_a_slow_moment_at_the_re_check_is_re_timed_from_the_cli_and_recorded(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, retimes: int
+) -> None:
+    from netbudget.metrics import register_metric, unregister_metric
+    from netbudget.pipeline import run as pipeline_run
+
+    reference = build_model("vgg", in_channels=1, num_classes=10, input_size=8)
+    state = {"calls": None}
+
+    def spiked(model: torch.nn.Module) -> float:  # the share of parameters kept; 10x in the re-check's 5th moment
+        if state["calls"] is not None:
+            state["calls"] += 1
+        slow = state["calls"] is not None and 16 < state["calls"] <= 20  # 20 re-measurements, 4 per moment
+        return (10.0 if slow else 1.0) * count_params(model) / count_params(reference)
+
+    register_metric("spiked", spiked, "units")
+    original_recheck = pipeline_run._Run._recheck
+
+    def recheck(self, current):
+        state["calls"] = 0 if state["calls"] is None else state["calls"]  # counted from the first re-check on
+        return original_recheck(self, current)
+
+    monkeypatch.setattr(pipeline_run._Run, "_recheck", recheck)
+    run_dir = tmp_path / "run"
+    try:
+        exit_code, output = _cli([
+            "compress", "--dataset", "digits", "--weights", str(digits_weights), "--constraint", "spiked <= 0.7 units",
+            "--run-dir", str(run_dir), "--steps", "1", "--trials", "2", "--final-epochs", "0", "--proxy", "bn",
+            "--operators", "channels", "--moment-seconds", "0", "--retimes", str(retimes)])
+        assert exit_code == 0, output
+        assert RunConfig.read(run_dir / "run.yaml", run=True).retimes == retimes
+        summary = json.loads((run_dir / "final" / "summary.json").read_text())
+        tries, report = summary["recheck"]["tries"], (run_dir / "report" / "report.md").read_text()
+        means = tries[0]["moment_means"]["spiked.value"]
+        assert not tries[0]["passed"] and means[-1] == pytest.approx(10 * means[0]) and len(set(means[:4])) == 1
+        if retimes:  # re-timed at fresh moments: the winner holds, unthinned
+            assert [(t["position"], t.get("retime"), t["passed"]) for t in tries] == [(0.0, None, False), (0.0, 1, True)]
+            assert "the miss rests on one slow moment" in output and "(re-timed 1/1)" in output
+            assert "the last step's winner held; 1 miss(es) resting on one slow moment re-timed." in report
+        else:  # the miss is final: the walk thins
+            assert tries[1]["position"] == pytest.approx(1 / 32) and "re-timed" not in output
+            assert summary["recheck"]["position"] > 0 and "channels were thinned by" in report
+        # finishing again (summary lost) takes the stored outcome: only verification measures
+        (run_dir / "final" / "summary.json").unlink()
+        state["calls"] = 1000
+        again = netbudget.resume(run_dir, progress=False)
+        assert state["calls"] == 1020 and again.summary["recheck"] == summary["recheck"]
+    finally:
+        unregister_metric("spiked")
+
+
+def test_one_slow_moment_is_told_from_a_miss_the_other_moments_share() -> None:
+    from netbudget.pipeline.run import _one_slow_moment
+
+    threshold = {"latency.mean": 1.0}
+    # G, lat60-small, linear seed 3: thinned by 1/2, moment means (fractions of the threshold)
+    g = [0.888, 0.886, 0.893, 0.889, 1.081]
+    assert _one_slow_moment({"latency.mean": [[m] * 2 for m in g]}, threshold, 0.95)
+    assert not _one_slow_moment({"latency.mean": [[1.02] * 2] * 5}, threshold, 0.95)  # every moment over
+    assert not _one_slow_moment({"latency.mean": [[m] * 2 for m in (0.95, 0.96, 0.95, 1.10, 1.12)]}, threshold, 0.95)
+    # without the slowest moment the other four still bound over the threshold
+    assert not _one_slow_moment({"latency.mean": [[m] * 2 for m in (0.97, 1.03, 0.97, 1.03, 1.3)]}, threshold, 0.95)
+    # a budget that holds does not count against the others; one that misses on its own does
+    holds = {"size.mean": [[0.5] * 2] * 5}
+    assert _one_slow_moment({"latency.mean": [[m] * 2 for m in g], **holds}, {**threshold, "size.mean": 1.0}, 0.95)
+    assert not _one_slow_moment({"latency.mean": [[m] * 2 for m in g], "size.mean": [[1.5] * 2] * 5},
+                                {**threshold, "size.mean": 1.0}, 0.95)
+    # one moment: its slowest single re-measurement is left out; too few values left: no
+    assert _one_slow_moment({"latency.mean": [[0.9, 0.91, 0.9, 1.6]]}, threshold, 0.95)
+    assert not _one_slow_moment({"latency.mean": [[0.9, 1.6]]}, threshold, 0.95)
+    assert not _one_slow_moment({"latency.mean": [[0.9] * 2, [1.6] * 2]}, threshold, 0.95)
 
 
 def _confirmation_drift(monkeypatch: pytest.MonkeyPatch, factor: float) -> dict:
@@ -1497,7 +1614,7 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
     assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
-                            "uniform_guard": False}
+                            "uniform_guard": False, "retimes": 0}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
