@@ -149,15 +149,18 @@ class RunConfig:
             repaired: its channels thinned until a fresh re-measurement meets the search
             threshold again, ``step_epochs`` of fine-tuning, and a new verification. 0 reports
             the miss (nothing exported) at once.
-        retimes: how many times the re-check and a repair re-time one try (the network itself
-            or one thinning) whose miss rests on one slow moment: the upper bound with that
-            moment's mean left out meets the search threshold. The try is re-measured at fresh
-            moments and judged on them alone, by the same bound; verification is unchanged.
-            1 by default: on the ablation's machine G a moment now and then timed 8-17 % slower
-            than the others (resnet20 thinned by 1/2: one moment of five at 1.08x its threshold,
-            the others 0.89x), and a try that missed so sent the walk on to thin twice as much;
-            12 of 42 ``lat60-small`` runs were thinned by 0.25 or more of their range and
-            averaged 87.32 % against 89.60 %. 0: every miss is final.
+        retimes: how many times the re-check, a repair and the uniform guard's re-check re-time
+            one try (the network itself or one thinning) whose miss rests on one slow moment:
+            the upper bound with that moment's mean left out meets the search threshold. The
+            try is re-measured at fresh moments and judged on them alone, by the same bound;
+            verification is unchanged. 1 by default: on the ablation's machine G a moment now
+            and then timed 8-17 % slower than the others (resnet20 thinned by 1/2: one moment
+            of five at 1.08x its threshold, the others 0.89x), and a try that missed so sent the
+            walk on to thin twice as much; 27 of the 90 missed tries of 42 ``lat60-small`` runs
+            were such misses, in 8 of the 12 runs thinned by 0.25 or more of their range (87.32 %
+            against 89.60 %). Measured there with 1 (15 runs): 5 of 12 re-timed tries held; the
+            default level with its runs before (+0.11 +- 0.38 pt); hours when every moment
+            spreads 10-15 % still thinned two runs hard. 0: every miss is final.
         step_thinning: how many thinned variants a cooling step evaluates when its best
             candidates fail confirmation (their re-timing misses the step threshold, often by
             a few percent of drift): the failing candidate's channels are thinned along its own

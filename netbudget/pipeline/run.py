@@ -962,8 +962,9 @@ class _Run:
         channels' remaining range (``_thinning_positions``: 1/32, 1/16, ... 1; ``with_itself``
         tries the network itself first) until the upper confidence bound of every noisy budget meets
         its search threshold. A try whose miss rests on one slow moment (``_one_slow_moment``) is
-        re-timed at fresh moments, up to ``retimes`` times, and judged on them alone. When a share of 1/8 or more holds after half of it missed, the
-        share halfway between is tried too (less thinning, more accuracy kept).
+        re-timed at fresh moments, up to ``retimes`` times, and judged on them alone. When a share
+        of 1/8 or more holds after half of it missed, the share halfway between is tried too (less
+        thinning, more accuracy kept).
 
         Returns the chosen network (the least thinned one that held, else the last tried), every
         try in order, and the chosen try (None when nothing could be thinned)."""
