@@ -971,6 +971,7 @@ class _Run:
         thresholds = self._search_thresholds(noisy)
         tries: list[dict[str, Any]] = []
         chosen, picked = module, None
+        over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
 
         def attempt(position: float) -> tuple[nn.Module, dict[str, Any]] | None:
             candidate = module if position == 0 else self._thinned(module, position)
@@ -986,7 +987,6 @@ class _Run:
                 if retime:
                     record["retime"] = retime
                 tries.append(record)
-                over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
                 text = ", ".join(f"{c.metric} {format_value(upper[c.key], c.unit)} (upper "
                                  f"{100 * self.config.confidence:.0f} % bound{over}) against "
                                  f"{format_value(thresholds[c.key], c.unit)}" for c in noisy)
