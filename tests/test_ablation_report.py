@@ -967,3 +967,32 @@ def test_the_retime_variant_runs_with_retimes_and_becomes_the_default_its_cell_i
         in section
     assert ("| vgg | lat40-small | uniform-soup2-bnfinal-thin-retime | 2 | 2 | 0.250 / 0.750 | 1 of 2 / 1 of 1 | 87.50 % "
             "| +0.50 +- 0.71 | 2/2 |") in section
+
+
+def test_the_rivals_with_retime_run_their_own_sampler_with_retimes_and_count_as_rivals_of_the_retime_default(
+    ablation, tmp_path
+) -> None:
+    # session 45: the other methods re-run with -retime in the cell the -retime default is judged on
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["small"]
+    suffix = "-soup2-bnfinal-thin"
+    for base, sampler, cooling in (("random", "random", "exponential"), ("tpe", "tpe", "exponential"),
+                                   ("penalty", "penalty", "exponential"), ("optuna-gp", "optuna-gp", "exponential"),
+                                   ("linear", "netbudget", "linear"), ("reference", "netbudget", "exponential")):
+        method = base + suffix + "-retime"
+        settings = ablation._method_settings(method, search, finetune)
+        assert settings == {**ablation._method_settings(base + suffix, search, finetune), "retimes": 1}
+        assert (settings["sampler"], settings["cooling"], settings["uniform_guard"]) == (sampler, cooling, False)
+        assert ablation._parse_names("--methods", method, ablation.METHODS) == [method]
+    assert "reference" + suffix + "-retime" in ablation.MANY_SEEDS
+    default = "exponential" + suffix + "-retime-guard"
+    rows = [_row(m, s, top1) for m, top1s in (
+        ("uniform" + suffix + "-retime", (0.87, 0.87)), (default, (0.88, 0.88)),
+        ("random" + suffix + "-retime", (0.885, 0.89)), ("tpe" + suffix + "-retime", (0.87, 0.88)),
+        ("random" + suffix, (0.95, 0.95)))
+        for s, top1 in enumerate(top1s)]
+    text = _markdown(ablation, tmp_path, {"machine": "test", "rows": rows, "cells": [], "headroom": [], "dense": [],
+                                          "proxy": []})
+    board = text.split("## Scoreboard")[1].split("\n## ")[0]
+    # random with -retime ahead by +0.75 pt; tpe behind; random's rows before (+7 pt) ran other settings: not a
+    # rival, and not counted among the runs of these settings (8 = uniform, default, random, tpe with -retime)
+    assert "| random-soup2-bnfinal-thin-retime +0.75 +- 0.35 (2) | 8/8 | met / not run / MISSED / met |" in board
