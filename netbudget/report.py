@@ -212,6 +212,9 @@ def _markdown(config, meta, steps, summary, images) -> str:
         else:
             outcome = (f"its channels were thinned by {recheck['position']:.3f} of their remaining range "
                        f"({thinnings} thinning(s))")
+            held = [t for t in recheck["tries"] if t["passed"] and t["position"] == recheck["position"]]
+            if held and held[-1].get("params_kept", 0.0) >= 1.0:  # absent from runs before it was recorded
+                outcome += ", a share that kept every width: the same network held when timed again"
         if retimed:
             outcome += f"; {retimed} miss(es) resting on one slow moment re-timed"
         lines.append(f"Re-check before the final fine-tune (measured budgets against the searched bound): {outcome}.")

@@ -736,6 +736,9 @@ class _PlateauRun:
     def _thinned(self, module, position):
         return {"thinned": position}
 
+    def _params(self, module):  # eight channels of 64 go per 1/8 of the range (round_to 8)
+        return 1000.0 * (1 - int(8 * module.get("thinned", 0.0)) / 8)
+
     def _remeasure(self, module, noisy):
         ms = 2.0 if module.get("thinned", 0.0) >= self.drop else 2.4
         return {c.key: [[ms * 1e-3 * (1 + 0.001 * j) for j in range(4)] for _ in range(5)] for c in noisy}
@@ -757,6 +760,35 @@ def test_the_re_check_walks_past_a_latency_plateau_by_doubling_shares(drop, trie
     assert [t["position"] for t in tries] == pytest.approx(tried)
     assert picked["position"] == pytest.approx(chosen) and picked["passed"] is (drop <= 1.0)
     assert module == {"thinned": chosen}
+
+
+def test_a_share_that_keeps_every_width_is_recorded_and_told_as_the_same_network() -> None:
+    import io
+
+    from rich.console import Console
+
+    from netbudget.pipeline import run as pipeline_run
+    from netbudget.report import _markdown
+
+    fake = _PlateauRun(0.10)
+    fake.console = Console(file=io.StringIO(), width=400)
+    module, tries, picked = pipeline_run._Run._thin_until_met(fake, {"thinned": 0.0}, [fake.constraint],
+                                                             with_itself=True, label="re-check")
+    # 1/32, 1/16 and the halfway 3/32 round back to every width; 1/8 drops one width step of eight
+    assert [(t["position"], t["params_kept"], t["passed"]) for t in tries] == [
+        (0.0, 1.0, False), (1 / 32, 1.0, False), (1 / 16, 1.0, False), (1 / 8, 0.875, True), (3 / 32, 1.0, False)]
+    assert picked["position"] == 1 / 8 and module == {"thinned": 1 / 8}
+    out = fake.console.file.getvalue()
+    assert "re-check of the network thinned by 0.031 (every width kept: the same network): latency" in out
+    assert "re-check of the network thinned by 0.125 (88 % of its parameters): latency" in out
+    # the report says when the share that held kept every width (and not when it thinned)
+    config = RunConfig(constraints=["latency <= 0.5x"])
+    same = {"position": 1 / 32, "passed": True, "thresholds": {}, "tries": [tries[0], {**tries[1], "passed": True}]}
+    thinned = {"position": 1 / 8, "passed": True, "thresholds": {}, "tries": tries}
+    assert "0.031 of their remaining range (1 thinning(s)), a share that kept every width: the same network held " \
+           "when timed again." in _markdown(config, {"recheck": same}, [], None, [])
+    text = _markdown(config, {"recheck": thinned}, [], None, [])
+    assert "thinned by 0.125 of their remaining range (4 thinning(s))." in text and "kept every width" not in text
 
 
 class _SlowMomentRun(_PlateauRun):
@@ -835,6 +867,7 @@ def test_a_slow_moment_at_the_re_check_is_re_timed_from_the_cli_and_recorded(
         summary = json.loads((run_dir / "final" / "summary.json").read_text())
         tries, report = summary["recheck"]["tries"], (run_dir / "report" / "report.md").read_text()
         means = tries[0]["moment_means"]["spiked.value"]
+        assert tries[0]["params_kept"] == 1.0 and 0 < tries[-1]["params_kept"] <= 1.0
         assert not tries[0]["passed"] and means[-1] == pytest.approx(10 * means[0]) and len(set(means[:4])) == 1
         if retimes:  # re-timed at fresh moments: the winner holds, unthinned
             assert [(t["position"], t.get("retime"), t["passed"]) for t in tries] == [(0.0, None, False), (0.0, 1, True)]

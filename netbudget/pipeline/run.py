@@ -942,8 +942,11 @@ class _Run:
 
     def _structure(self, module: nn.Module) -> dict[str, float]:
         """``macs`` and ``params`` (dense counts) of ``module``: what the uniform guard compares."""
-        return {"macs": measure(module, "macs.dense", self.context).value,
-                "params": measure(module, "params.dense", self.context).value}
+        return {"macs": measure(module, "macs.dense", self.context).value, "params": self._params(module)}
+
+    def _params(self, module: nn.Module) -> float:
+        """Dense parameter count of ``module`` (every weight counted, pruned or not)."""
+        return measure(module, "params.dense", self.context).value
 
     def _uniform_step(self, module: nn.Module, space: SearchSpace, position: float) -> nn.Module:
         """``module`` with every dimension of ``space`` at ``position`` (other compression kept)."""
@@ -966,23 +969,31 @@ class _Run:
         of 1/8 or more holds after half of it missed, the share halfway between is tried too (less
         thinning, more accuracy kept).
 
+        Each try records ``params_kept``, the fraction of ``module``'s dense parameters the
+        thinned network keeps: 1.0 when a small share rounds every channel group back to its
+        width (``round_to``), so the try timed the same network again.
+
         Returns the chosen network (the least thinned one that held, else the last tried), every
         try in order, and the chosen try (None when nothing could be thinned)."""
         thresholds = self._search_thresholds(noisy)
         tries: list[dict[str, Any]] = []
         chosen, picked = module, None
         over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
+        params = self._params(module)
 
         def attempt(position: float) -> tuple[nn.Module, dict[str, Any]] | None:
             candidate = module if position == 0 else self._thinned(module, position)
             if position > 0 and candidate is module:
                 return None  # every layer is at --min-keep already: nothing left to thin
-            what = "the winner" if position == 0 else f"the network thinned by {position:.3f}"
+            # a small share can round every group back to its width: the same network, timed again
+            kept = 1.0 if position == 0 else self._params(candidate) / params
+            what = "the winner" if position == 0 else f"the network thinned by {position:.3f}" + (
+                " (every width kept: the same network)" if kept >= 1.0 else f" ({100 * kept:.0f} % of its parameters)")
             for retime in range(self.config.retimes + 1):
                 values = self._remeasure(candidate, noisy)
                 upper = {k: _upper_confidence(v, self.config.confidence) for k, v in values.items()}
                 passed = all(upper[k] <= v for k, v in thresholds.items())
-                record = {"position": position, "upper_confidence": upper, "passed": passed,
+                record = {"position": position, "params_kept": kept, "upper_confidence": upper, "passed": passed,
                           "moment_means": {k: [float(np.mean(m)) for m in v] for k, v in values.items()}}
                 if retime:
                     record["retime"] = retime
