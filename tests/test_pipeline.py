@@ -698,12 +698,14 @@ def test_a_winner_that_drifts_over_its_bound_is_thinned_before_the_final_fine_tu
         # the step's winner met 0.7 during the search and misses it by 20 % later
         assert 0.7 / 1.2 < count_params(winner) / count_params(reference) <= 0.7
         drifted = 1.2 * count_params(winner) / count_params(reference)
-        assert tries[0] == {"position": 0.0, "upper_confidence": {"drift.value": pytest.approx(drifted)},
+        assert tries[0] == {"position": 0.0, "params_kept": 1.0, "upper_confidence": {"drift.value": pytest.approx(drifted)},
                             "passed": False, "moment_means": {"drift.value": [pytest.approx(drifted)] * 5}}
         assert tries[0]["position"] == 0.0 and not tries[0]["passed"]
         assert summary["recheck"]["position"] == pytest.approx(_walked(tries[1:])) and summary["recheck"]["passed"]
-        # the thinned network is the one fine-tuned, verified and exported
+        # the thinned network is the one fine-tuned, verified and exported, with the parameters its try recorded
         assert count_params(result.model) < count_params(winner)
+        held = next(t for t in tries if t["passed"] and t["position"] == summary["recheck"]["position"])
+        assert held["params_kept"] == pytest.approx(count_params(result.model) / count_params(winner))
         assert result.feasible and summary["constraints"][0]["final"] <= 0.7
         assert "channels were thinned by" in (run_dir / "report" / "report.md").read_text()
         # finishing again (summary lost) takes the stored outcome: only verification measures
