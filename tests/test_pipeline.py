@@ -791,6 +791,17 @@ def test_a_share_that_keeps_every_width_is_recorded_and_told_as_the_same_network
            "when timed again." in _markdown(config, {"recheck": same}, [], None, [])
     text = _markdown(config, {"recheck": thinned}, [], None, [])
     assert "thinned by 0.125 of their remaining range (4 thinning(s))." in text and "kept every width" not in text
+    # and so does a repair's line
+    counts = {"macs": 1e6, "params": 1e3, "params_sparse": 1e3, "size_bytes": 4e3}
+    summary = {"feasible": True, "evaluations": 8, "seconds": 60.0, "accuracy": {"original": 0.9, "final": 0.9},
+               "constraints": [], "metrics": {"original": counts, "final": counts},
+               "repairs": [{"missed": {"latency.mean": 2.5e-3}, "feasible": True, **same},
+                           {"missed": {"latency.mean": 2.5e-3}, "feasible": True, **thinned}]}
+    text = _markdown(config, {}, [], summary, [])
+    assert "Repair 1: verification missed (`latency.mean` upper bound 0.0025); a thinning share of 0.031 kept every " \
+           "width and the same network held the searched bound when timed again; fine-tuned" in text
+    assert "Repair 2: verification missed (`latency.mean` upper bound 0.0025); channels thinned by 0.125 of their " \
+           "remaining range, fine-tuned" in text
 
 
 class _SlowMomentRun(_PlateauRun):
