@@ -255,14 +255,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
                        f"{outcome}, test top-1 {100 * tries[kept]['test_top1']:.2f} %."), ""]
         for n, repair in enumerate(summary.get("repairs") or [], start=1):
             missed = ", ".join(f"`{k}` upper bound {v:.4g}" for k, v in repair["missed"].items())
-            if repair["passed"] and _kept_every_width(repair):
-                outcome = (f"a thinning share of {repair['position']:.3f} kept every width and the same network held "
-                           f"the searched bound when timed again; fine-tuned "
-                           f"{config.step_epochs} epoch(s), verified again: "
-                           f"{'met' if repair['feasible'] else 'missed'}")
-            elif repair["passed"]:
-                outcome = (f"channels thinned by {repair['position']:.3f} of their remaining range, fine-tuned "
-                           f"{config.step_epochs} epoch(s), verified again: "
+            if repair["passed"]:
+                thinned = (f"a thinning share of {repair['position']:.3f} kept every width and the same network held "
+                           f"the searched bound when timed again;" if _kept_every_width(repair) else
+                           f"channels thinned by {repair['position']:.3f} of their remaining range,")
+                outcome = (f"{thinned} fine-tuned {config.step_epochs} epoch(s), verified again: "
                            f"{'met' if repair['feasible'] else 'missed'}")
             elif not repair["tries"]:
                 outcome = "every layer was at its smallest width already: nothing left to thin"

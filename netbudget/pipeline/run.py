@@ -987,8 +987,8 @@ class _Run:
                 return None  # every layer is at --min-keep already: nothing left to thin
             # a small share can round every group back to its width: the same network, timed again
             kept = 1.0 if position == 0 else self._params(candidate) / params
-            what = "the winner" if position == 0 else f"the network thinned by {position:.3f}" + (
-                " (every width kept: the same network)" if kept >= 1.0 else f" ({100 * kept:.0f} % of its parameters)")
+            share = "every width kept: the same network" if kept >= 1.0 else f"{100 * kept:.0f} % of its parameters"
+            what = "the winner" if position == 0 else f"the network thinned by {position:.3f} ({share})"
             for retime in range(self.config.retimes + 1):
                 values = self._remeasure(candidate, noisy)
                 upper = {k: _upper_confidence(v, self.config.confidence) for k, v in values.items()}
