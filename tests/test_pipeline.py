@@ -722,12 +722,12 @@ class _PlateauRun:
     """Just what ``_Run._thin_until_met`` uses: a latency that stays at 2.4 ms while a network is
     thinned by less than ``drop`` of its range, then falls to 2.0 ms (threshold 2.33 ms)."""
 
-    def __init__(self, drop: float) -> None:
+    def __init__(self, drop: float, width_steps: int = 8) -> None:
         from rich.console import Console
 
         from netbudget.constraints import parse_constraint
 
-        self.drop = drop
+        self.drop, self.width_steps = drop, width_steps
         self.config = RunConfig(constraints=["latency <= 0.5x"])
         self.console = Console(quiet=True)
         self.constraint = parse_constraint("latency <= 0.5x")
@@ -738,8 +738,8 @@ class _PlateauRun:
     def _thinned(self, module, position):
         return {"thinned": position}
 
-    def _params(self, module):  # eight channels of 64 go per 1/8 of the range (round_to 8)
-        return 1000.0 * (1 - int(8 * module.get("thinned", 0.0)) / 8)
+    def _params(self, module):  # a width step per 1/width_steps of the range (8: eight channels of 64, round_to 8)
+        return 1000.0 * (1 - int(self.width_steps * module.get("thinned", 0.0)) / self.width_steps)
 
     def _remeasure(self, module, noisy):
         ms = 2.0 if module.get("thinned", 0.0) >= self.drop else 2.4
@@ -802,6 +802,29 @@ def test_a_share_that_keeps_every_width_is_recorded_and_told_as_the_same_network
            "width and the same network held the searched bound when timed again; fine-tuned" in text
     assert "Repair 2: verification missed (`latency.mean` upper bound 0.0025); channels thinned by 0.125 of their " \
            "remaining range, fine-tuned" in text
+
+
+@pytest.mark.parametrize(("width_steps", "drop", "tried", "chosen", "kept"), [
+    (4, 0.10, [0.0, 1 / 32, 1 / 16, 1 / 8], 1 / 8, 1.0),  # 1/8 held keeping every width: so would 3/32
+    (3, 0.45, [0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2], 1 / 2, 2 / 3),  # 3/8 rounds to 1/2's widths
+])
+def test_the_halfway_share_is_not_timed_when_it_keeps_the_held_networks_widths(width_steps, drop, tried, chosen,
+                                                                               kept) -> None:
+    import io
+
+    from rich.console import Console
+
+    from netbudget.pipeline import run as pipeline_run
+
+    fake = _PlateauRun(drop, width_steps)
+    fake.console = Console(file=io.StringIO(), width=400)
+    module, tries, picked = pipeline_run._Run._thin_until_met(fake, {"thinned": 0.0}, [fake.constraint],
+                                                             with_itself=True, label="re-check")
+    assert [t["position"] for t in tries] == tried
+    assert picked["position"] == chosen and module == {"thinned": chosen}
+    assert picked["params_kept"] == pytest.approx(kept)
+    assert (f"re-check: the share halfway back ({0.75 * chosen:.3f}) keeps the same widths as {chosen:.3f}: "
+            "the same network, not timed again") in fake.console.file.getvalue()
 
 
 class _SlowMomentRun(_PlateauRun):

@@ -967,7 +967,7 @@ class _Run:
         its search threshold. A try whose miss rests on one slow moment (``_one_slow_moment``) is
         re-timed at fresh moments, up to ``retimes`` times, and judged on them alone. When a share
         of 1/8 or more holds after half of it missed, the share halfway between is tried too (less
-        thinning, more accuracy kept).
+        thinning, more accuracy kept), unless it rounds to the same widths as the share that held.
 
         Each try records ``params_kept``, the fraction of ``module``'s dense parameters the
         thinned network keeps: 1.0 when a small share rounds every channel group back to its
@@ -1017,9 +1017,15 @@ class _Run:
             chosen, picked = outcome
             if picked["passed"]:
                 if position >= 4 * FALLBACK_STEP:  # half of it missed: try halfway between
-                    between = attempt(0.75 * position)
-                    if between is not None and between[1]["passed"]:
-                        chosen, picked = between
+                    halfway = 0.75 * position
+                    # widths fall monotonically along the line: the same parameter count is the same network
+                    if self._params(self._thinned(module, halfway)) == self._params(chosen):
+                        self.console.print(f"{label}: the share halfway back ({halfway:.3f}) keeps the same widths "
+                                           f"as {position:.3f}: the same network, not timed again")
+                    else:
+                        between = attempt(halfway)
+                        if between is not None and between[1]["passed"]:
+                            chosen, picked = between
                 break
         return chosen, tries, picked
 
