@@ -102,8 +102,11 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _dense_params(module) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
+def _dense_params(module) -> float:
+    """Every weight of ``module`` counted (the metric the pipeline's ``params_kept`` uses)."""
+    from netbudget.metrics import MeasureContext, measure
+
+    return measure(module, "params.dense", MeasureContext(input_shape=(1, 28, 28))).value
 
 
 def _last_step(run_dir: Path) -> Path | None:

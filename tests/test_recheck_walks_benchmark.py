@@ -105,3 +105,16 @@ def test_the_markdown_shows_each_walk(walks, tmp_path) -> None:
     text = "\n".join(walks.markdown(result))
     assert "| resnet20 | lat60-small | 1 | 1 | 0 | 0 | 1 | 0 | 1/1 | 0 |" in text
     assert "| resnet20-lat60-small-tpe-s0 | thinned | 0.25 | 60 % | 2 (0) | yes | 0.550x |" in text
+
+
+def test_a_missing_or_empty_runs_directory_is_named_in_the_error(walks, tmp_path, monkeypatch, capsys) -> None:
+    missing = tmp_path / "nowhere"
+    monkeypatch.setattr("sys.argv", ["recheck_walks.py", "--runs", str(missing)])
+    with pytest.raises(SystemExit):
+        walks.main()
+    assert f"--runs: no directory {missing}" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr("sys.argv", ["recheck_walks.py", "--runs", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit):
+        walks.main()
+    assert "no finished ablation run with a re-check under" in capsys.readouterr().err

@@ -981,8 +981,9 @@ class _Run:
         over = f" over {self.config.moments} moments" if self.config.moments > 1 else ""
         params = self._params(module)
 
-        def attempt(position: float) -> tuple[nn.Module, dict[str, Any]] | None:
-            candidate = module if position == 0 else self._thinned(module, position)
+        def attempt(position: float, candidate: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]] | None:
+            if candidate is None:
+                candidate = module if position == 0 else self._thinned(module, position)
             if position > 0 and candidate is module:
                 return None  # every layer is at --min-keep already: nothing left to thin
             # a small share can round every group back to its width: the same network, timed again
@@ -1018,12 +1019,13 @@ class _Run:
             if picked["passed"]:
                 if position >= 4 * FALLBACK_STEP:  # half of it missed: try halfway between
                     halfway = 0.75 * position
+                    between_module = self._thinned(module, halfway)
                     # widths fall monotonically along the line: the same parameter count is the same network
-                    if self._params(self._thinned(module, halfway)) == self._params(chosen):
+                    if self._params(between_module) == self._params(chosen):
                         self.console.print(f"{label}: the share halfway back ({halfway:.3f}) keeps the same widths "
                                            f"as {position:.3f}: the same network, not timed again")
                     else:
-                        between = attempt(halfway)
+                        between = attempt(halfway, between_module)
                         if between is not None and between[1]["passed"]:
                             chosen, picked = between
                 break
