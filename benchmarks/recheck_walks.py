@@ -24,9 +24,13 @@ A try's ``params_kept`` is read from its record (runs since session 46) or, for 
 from the dense parameter counts of the last step's network and the exported one (runs whose
 uniform guard shipped the uniform path's network are left out: their export is not the walk's).
 
-Writes ``benchmarks/results/recheck_walks.json`` and ``recheck_walks.md``.
+Writes ``benchmarks/results/recheck_walks.json`` and ``recheck_walks.md``. Runs of the earlier
+record whose directories are gone (a fresh machine keeps none of the last one's cache) are kept,
+marked ``earlier``, where that record ran on this CPU model, so the record grows across machines
+of one kind; ``--fresh`` drops them.
 
     python benchmarks/recheck_walks.py            # every run directory (reads files; no timing, no training)
+    python benchmarks/recheck_walks.py --fresh    # only the run directories there now
     python benchmarks/recheck_walks.py --quick    # the first 12 run directories, same JSON shape
 """
 
@@ -102,6 +106,14 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def keep_earlier(runs: list[dict[str, Any]], earlier: list[dict[str, Any]], runs_dir: Path) -> list[dict[str, Any]]:
+    """``runs`` (read now from ``runs_dir``) and the runs of an earlier record whose directories
+    are no longer under ``runs_dir``, marked ``"earlier": True``; a directory still there is
+    read anew (its reading wins, even where it no longer counts)."""
+    kept = [{**run, "earlier": True} for run in earlier if not (runs_dir / run["run"]).exists()]
+    return sorted(runs + kept, key=lambda r: r["run"])
+
+
 def _dense_params(module) -> float:
     """Every weight of ``module`` counted (the metric the pipeline's ``params_kept`` uses)."""
     from netbudget.metrics import MeasureContext, measure
@@ -147,6 +159,8 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first 12 run directories")
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop the earlier record's runs whose directories are gone")
     parser.add_argument("--runs", type=Path, default=None,
                         help="the ablation's run directories [$NETBUDGET_CACHE/ablation/full]")
     args = parser.parse_args()
@@ -169,9 +183,16 @@ def main() -> None:
         parser.error(f"--runs: no finished ablation run with a re-check under {args.runs}")
     from netbudget.metrics import describe_machine
 
-    result = {"machine": describe_machine()["cpu"], "runs_dir": str(args.runs),
-              "summary": summarise(runs), "runs": runs}
+    machine = describe_machine()["cpu"]
     out = RESULTS / ("recheck_walks_quick.json" if args.quick else "recheck_walks.json")
+    if not args.quick and not args.fresh and out.is_file():
+        earlier = json.loads(out.read_text())
+        if earlier["machine"] == machine:
+            runs = keep_earlier(runs, earlier["runs"], args.runs)
+        else:
+            print(f"note: the earlier record ran on {earlier['machine']!r}, not this {machine!r}: its runs are dropped")
+    result = {"machine": machine, "runs_dir": str(args.runs),
+              "summary": summarise(runs), "runs": runs}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     out.with_suffix(".md").write_text("\n".join(markdown(result)) + "\n")
@@ -188,10 +209,14 @@ def markdown(result: dict[str, Any]) -> list[str]:
              (f"Machine: {result['machine']}. Run directories: `{result['runs_dir']}`. A walk starts when a "
               "run's winner misses the searched threshold at the re-check; it ends on the winner re-timed, on a "
               "share that kept every width (the same network timed again), on a thinned network, or missed. "
-              "A walk that skipped shares keeping every width would have thinned the `same network` ones."), "",
-             ("| network | cell | runs | walked | winner | same network | thinned | missed | walked runs verified "
-              "| halfway tries that timed the same network |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "A walk that skipped shares keeping every width would have thinned the `same network` ones."), ""]
+    earlier = sum(1 for r in result["runs"] if r.get("earlier"))
+    if earlier:
+        lines += [(f"{earlier} of the {len(result['runs'])} runs are kept from the earlier record: their directories "
+                   "are gone (marked *earlier record*)."), ""]
+    lines += [("| network | cell | runs | walked | winner | same network | thinned | missed | walked runs verified "
+               "| halfway tries that timed the same network |"),
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in result["summary"]:
         lines.append(f"| {row['network']} | {row['cell']} | {row['runs']} | {row['walked']} | {row['winner']} | "
                      f"{row['same_network']} | {row['thinned']} | {row['missed']} | "
@@ -202,7 +227,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
     for r in walked:
         w = r["walk"]
         kept = "-" if w["params_kept"] is None else f"{100 * w['params_kept']:.0f} %"
-        lines.append(f"| {r['run']} | {w['outcome']} | {w['position']:.4g} | {kept} | {w['tries']} ({w['retimes']}) | "
+        name = f"{r['run']} (*earlier record*)" if r.get("earlier") else r["run"]
+        lines.append(f"| {name} | {w['outcome']} | {w['position']:.4g} | {kept} | {w['tries']} ({w['retimes']}) | "
                      f"{'yes' if r['verified'] else 'NO'} | {_ratio(r['final_ratio'])} |")
     return lines
 

@@ -118,3 +118,48 @@ def test_a_missing_or_empty_runs_directory_is_named_in_the_error(walks, tmp_path
     with pytest.raises(SystemExit):
         walks.main()
     assert "no finished ablation run with a re-check under" in capsys.readouterr().err
+
+
+def test_runs_whose_directories_are_gone_are_kept_from_the_earlier_record(walks, tmp_path, monkeypatch) -> None:
+    runs_dir = tmp_path / "runs"
+    _run_dir(runs_dir, "resnet20-lat60-small-tpe-s8", [_try(0.0, False), _try(0.25, True, 0.6)], 0.25)
+    _run_dir(runs_dir, "resnet20-lat60-small-tpe-s1", [_try(0.0, False), _try(0.0, True, retime=1)], 0.0)
+    earlier_walk = {"outcome": "same network", "position": 0.0625, "params_kept": 1.0, "tries": 3, "retimes": 0,
+                    "halfway_same_network": 0}
+    earlier = [{"network": "resnet20", "cell": "lat60-small", "method": "uniform", "seed": 0, "walk": earlier_walk,
+                "verified": True, "threshold_ratio": 0.576, "bound_ratio": 0.6, "final_ratio": 0.57,
+                "run": "resnet20-lat60-small-uniform-s0"},
+               # its directory is still there: read anew (a re-time that held, not the old thinning)
+               {"network": "resnet20", "cell": "lat60-small", "method": "tpe", "seed": 1,
+                "walk": {**earlier_walk, "outcome": "thinned", "params_kept": 0.5}, "verified": False,
+                "threshold_ratio": 0.576, "bound_ratio": 0.6, "final_ratio": 0.61, "run": "resnet20-lat60-small-tpe-s1"}]
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(walks, "RESULTS", results)
+    monkeypatch.setattr("netbudget.metrics.describe_machine", lambda: {"cpu": "cpu A"})
+    (results / "recheck_walks.json").write_text(json.dumps({"machine": "cpu A", "runs_dir": "/gone", "summary": [],
+                                                            "runs": earlier}))
+    monkeypatch.setattr("sys.argv", ["recheck_walks.py", "--runs", str(runs_dir)])
+    walks.main()
+    record = json.loads((results / "recheck_walks.json").read_text())
+    by_run = {r["run"]: r for r in record["runs"]}
+    assert sorted(by_run) == ["resnet20-lat60-small-tpe-s1", "resnet20-lat60-small-tpe-s8",
+                              "resnet20-lat60-small-uniform-s0"]
+    assert by_run["resnet20-lat60-small-uniform-s0"]["earlier"] is True
+    assert by_run["resnet20-lat60-small-tpe-s1"]["walk"]["outcome"] == "winner"
+    assert "earlier" not in by_run["resnet20-lat60-small-tpe-s8"]
+    assert record["summary"][-1] == {"network": "all", "cell": "all", "runs": 3, "walked": 3, "winner": 1,
+                                     "same_network": 1, "thinned": 1, "missed": 0, "walked_verified": 3,
+                                     "halfway_same_network": 0}
+    text = (results / "recheck_walks.md").read_text()
+    assert "1 of the 3 runs are kept from the earlier record" in text
+    assert "| resnet20-lat60-small-uniform-s0 (*earlier record*) | same network |" in text
+    # --fresh, or an earlier record of another CPU model: only the directories there now
+    monkeypatch.setattr("sys.argv", ["recheck_walks.py", "--runs", str(runs_dir), "--fresh"])
+    walks.main()
+    assert len(json.loads((results / "recheck_walks.json").read_text())["runs"]) == 2
+    (results / "recheck_walks.json").write_text(json.dumps({"machine": "cpu B", "runs_dir": "/gone", "summary": [],
+                                                            "runs": earlier}))
+    monkeypatch.setattr("sys.argv", ["recheck_walks.py", "--runs", str(runs_dir)])
+    walks.main()
+    assert len(json.loads((results / "recheck_walks.json").read_text())["runs"]) == 2
