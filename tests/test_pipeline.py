@@ -1952,3 +1952,54 @@ def test_the_cli_turns_the_uniform_guard_off_and_records_it(tmp_path: Path, digi
     summary = json.loads((run_dir / "final" / "summary.json").read_text())
     assert summary["guard"] is None and "guard" not in output
     assert _widths(netbudget.load(run_dir / "final" / "model.pt")) == _floor_widths()  # the search's network shipped
+
+
+def test_last_step_original_searches_the_original_network_seeded_with_the_path_and_fine_tunes_it_for_the_path(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import netbudget.pipeline.run as run_module
+
+    epochs = _counted_fine_tunes(monkeypatch)
+    calls = {"n": 0}
+    real = run_module.score
+
+    def dies_in_the_last_step(*args, **kwargs):  # step 0 scores 4 trials; the 6th score is step 1's second
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score", dies_in_the_last_step)
+    run_dir = tmp_path / "run"
+    settings = {"steps": 2, "trials": 4, "step_epochs": 1, "cooling": "exponential", "sampler": "random",
+                "last_step": "original"}
+    with pytest.raises(KeyboardInterrupt):
+        _quick_run(run_dir, digits_weights, ["macs <= 0.4x"], **settings)
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    killed = optuna.load_study(study_name="step-1", storage=storage).get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert len(killed) == 1  # interrupted in the last step
+    monkeypatch.setattr(run_module, "score", real)
+    result = netbudget.resume(run_dir, progress=False)
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").last_step == "original"
+    assert [s["base"] for s in result.summary["steps"]] == ["path", "original"]
+    first, last = (optuna.load_study(study_name=f"step-{t}", storage=storage) for t in (0, 1))
+    assert first.user_attrs.get("base") is None and last.user_attrs["base"] == "original"
+    original = run_module.load(run_dir / "original.pt")
+    space = build_space(original, (1, 8, 8), operators=["channels"], max_channel_ratio=0.99)
+    path_widths = _widths(run_module.load(run_dir / "steps" / "0" / "model.pt"))  # step 0's winner
+    assert path_widths != _widths(original)
+    seeds = [t for t in last.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if t.user_attrs.get("path_seed")]
+    assert len(seeds) == 1  # evaluated once, through the interruption
+    (key, threshold), = last.user_attrs["thresholds"].items()
+    assert seeds[0].user_attrs["measured"][key] <= threshold
+    # the seed is the path's network thinned as little as the last threshold allows
+    seeded = _widths(apply_config(original, space, seeds[0].params).module)
+    assert all(s <= p for s, p in zip(seeded, path_widths, strict=True)) and seeded != path_widths
+    # candidates are the original's: some keep a layer wider than the path's network had it
+    widths = [_widths(apply_config(original, space, t.params).module)
+              for t in last.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    assert any(any(w > p for w, p in zip(row, path_widths, strict=True)) for row in widths)
+    # the step fine-tunes: step 0's winner 1 epoch, the last step's winner the path's 2
+    assert epochs[:2] == [1, 2]
+    with pytest.raises(InvalidArgumentError, match="`last_step` must be one of \\('path', 'original'\\), but got last_step='dense'"):
+        RunConfig(constraints=["latency <= 0.5x"], last_step="dense")

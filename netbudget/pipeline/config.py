@@ -20,10 +20,11 @@ __all__ = ["RunConfig", "default_operators"]
 # settings added after runs had started, with the value that reproduces what such a run did:
 # a run's own run.yaml without the key goes on as it began (``RunConfig.read(..., run=True)``)
 BEFORE_ADDED: dict[str, Any] = {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
-                                "uniform_guard": False, "retimes": 0}
+                                "uniform_guard": False, "retimes": 0, "last_step": "path"}
 FLOOR_PATHS = ("uniform", "once", "search")  # ``floor_path``: a run whose floor misses the searched bound
 FINAL_MERGES = ("soup", "best")  # ``final_merge``: what several final fine-tunes give
 TIE_BREAKS = ("usage", "macs")  # ``tie_break``: which of a step's near-tied candidates wins
+LAST_STEPS = ("path", "original")  # ``last_step``: which network the last cooling step compresses
 
 
 def default_operators(metrics: list[str]) -> list[str]:
@@ -210,6 +211,12 @@ class RunConfig:
             tested the ablation's capacity hypothesis and lost 1.03 pt to ``usage`` (resnet20,
             machine G, 4 of 4 seeds: each step kept more MACs, the last step then cut harder;
             docs/design.md).
+        last_step: which network the last of several cooling steps compresses: ``path`` (the
+            previous step's winner, fine-tuned) or ``original`` (the original network, searched
+            afresh under the target with the path's network, thinned to meet it, as a seed; its
+            winner is fine-tuned ``steps * step_epochs``, the fine-tuning the path's network
+            had). ``original`` tests whether the cooled path's early choices narrow what the
+            target can hold (docs/design.md).
         seed: seed of the data split, sampler and fine-tuning.
         storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
     """
@@ -258,6 +265,7 @@ class RunConfig:
     confidence: float = 0.95
     tie_tolerance: float = 0.002
     tie_break: str = "usage"
+    last_step: str = "path"
     seed: int = 0
     storage: str | None = None
 
@@ -310,6 +318,7 @@ class RunConfig:
             ("confidence", 0.5 <= self.confidence < 1, "in [0.5, 1)"),
             ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
             ("tie_break", self.tie_break in TIE_BREAKS, f"one of {TIE_BREAKS}"),
+            ("last_step", self.last_step in LAST_STEPS, f"one of {LAST_STEPS}"),
             ("width", self.width > 0, "> 0"),
         ]
         for name, ok, expected in checks:

@@ -486,6 +486,10 @@ class _Run:
         thresholds = self._thresholds(t)
         study.set_user_attr("step", t)
         study.set_user_attr("thresholds", thresholds)
+        path_winner = None
+        if self._from_original(t):  # the last step searches the original network; the path gives a seed
+            path_winner, current = current, self.original
+            study.set_user_attr("base", "original")
         try:
             space = self._space(current, self.space0.channel_counts)
         except UnreachableBudgetError:  # an earlier step ended with every layer at --min-keep
@@ -496,7 +500,7 @@ class _Run:
                   computable=_estimator(cost, c.key) if cost is not None and c.key in COMPUTABLE_KEYS else None)
             for c in self.constraints
         ]
-        seeds = self._seeds(study, current, space, cost, thresholds)
+        seeds = self._seeds(study, current, space, cost, thresholds, path_winner)
         evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
                      and "probe" not in x.user_attrs]
         held = evaluated + [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.WAITING]
@@ -508,7 +512,8 @@ class _Run:
         description = ", ".join(
             f"{c.metric} <= {format_value(thresholds[c.key], c.unit)}" for c in self.constraints
         )
-        self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]: {description}")
+        base = " (from the original network)" if path_winner is not None else ""
+        self.console.print(f"[bold]step {t + 1}/{self._schedule.num_steps}[/]{base}: {description}")
         study.sampler = self._sampler(space, bounds, t)
         objective = self._objective(current, space, thresholds)
         if remaining > 0:
@@ -538,8 +543,10 @@ class _Run:
             _inherit_compression(candidate)
             found = trial, candidate, {**measured(trial), **study.user_attrs.get("confirmed", {}).get(str(trial.number), {})}
         winner, candidate, values = found
-        if cfg.step_epochs > 0:
-            fine_tune(candidate, self.data.train, self._fit(cfg.step_epochs, seed=cfg.seed + 1000 + t),
+        # searched from the original network, the winner gets the fine-tuning the path's network had
+        epochs = cfg.step_epochs * (t + 1) if path_winner is not None else cfg.step_epochs
+        if epochs > 0:
+            fine_tune(candidate, self.data.train, self._fit(epochs, seed=cfg.seed + 1000 + t),
                       teacher=self.original if cfg.distill else None, progress=self.progress)
         val = evaluate(candidate.module, self.data.val)
         study.set_user_attr("winner", winner.number)
@@ -774,22 +781,63 @@ class _Run:
         trial.study.enqueue_trial(space.decode(start + high * (1.0 - start)),
                                   user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
 
+    def _from_original(self, t: int) -> bool:
+        """Whether step ``t`` searches the original network (``last_step`` ``original``, the last
+        of several steps, not on the uniform path)."""
+        n = self._schedule.num_steps
+        return self.config.last_step == "original" and n > 1 and t == n - 1 and not self._uniform_path
+
     # ---- the seed points (bisection on measured values; probes are stored)
-    def _seeds(self, study, current, space, cost, thresholds) -> list[tuple[str, Any, dict[str, float]]]:
+    def _seeds(self, study, current, space, cost, thresholds, path_winner: nn.Module | None = None
+               ) -> list[tuple[str, Any, dict[str, float]]]:
         """The step's seed points as ``(trial attribute, its value, configuration)``: the uniform-ratio
         configuration (``seed``: every dimension at the smallest common position that meets
         the thresholds) and, with ``split_seeds`` where channels mix with weight operators,
         ``split_seed`` ``channels-first`` / ``weights-first``: that kind as little compressed
         as the thresholds allow with the other kind at its most, then the other kind as
-        little as they allow. Positions are stored (``seed_u``, ``seed_split``) for resume."""
-        if "seed_u" not in study.user_attrs or (self._split_masks(space) and "seed_split" not in study.user_attrs):
-            self._bisect_seeds(study, current, space, cost, thresholds)
+        little as they allow. With ``path_winner`` (a last step searching the original
+        network), ``path_seed``: the path's network as a configuration of the original
+        (``_path_config``) moved towards the most compressed corner as little as the
+        thresholds allow. Positions are stored (``seed_u``, ``seed_split``, ``seed_path``)
+        for resume."""
+        if "seed_u" not in study.user_attrs or (self._split_masks(space) and "seed_split" not in study.user_attrs) \
+                or (path_winner is not None and "seed_path" not in study.user_attrs):
+            self._bisect_seeds(study, current, space, cost, thresholds, path_winner)
         seeds = [("seed", True, space.uniform(study.user_attrs["seed_u"]))]
         for kind, position in study.user_attrs.get("seed_split", {}).items():
             config = space.decode(position)
             if all(config != other for _, _, other in seeds):
                 seeds.append(("split_seed", kind, config))
+        if "seed_path" in study.user_attrs:
+            config = space.decode(study.user_attrs["seed_path"])
+            if all(config != other for _, _, other in seeds):
+                seeds.append(("path_seed", True, config))
         return seeds
+
+    def _path_config(self, space: SearchSpace, winner: nn.Module) -> dict[str, float]:
+        """The path's network ``winner`` as a configuration of the original network's ``space``:
+        each channel dimension the fraction of its groups' original channels the path removed
+        (mean over the groups it acts on), each weight dimension the most compressed value any
+        earlier step's winner took (a weight pruned or quantised stays so); clipped to the bounds."""
+        counts0 = space.channel_counts or {}
+        counts = build_space(winner, self.input_shape, operators=["channels"], policy=self.config.policy,
+                             max_channel_ratio=0.99, round_to=self.config.round_to).channel_counts or {}
+        taken: dict[str, list[float]] = {}
+        for t in range(self._schedule.num_steps - 1):
+            study = optuna.load_study(storage=self.storage, study_name=f"step-{t}")
+            for name, value in study.user_attrs.get("winner_params", {}).items():
+                taken.setdefault(name, []).append(float(value))
+        config = {}
+        for dim in space.dimensions:
+            if dim.operator == "channels":
+                value = float(np.mean([1.0 - counts.get(r, counts0[r]) / counts0[r] for r in dim.targets]))
+            elif dim.name in taken:
+                value = min(taken[dim.name]) if dim.operator == "bits" else max(taken[dim.name])
+            else:
+                value = dim.least_compressed
+            config[dim.name] = round(value) if dim.integer else value
+            config[dim.name] = float(np.clip(config[dim.name], dim.low, dim.high))
+        return config
 
     def _split_masks(self, space: SearchSpace) -> dict[str, np.ndarray]:
         """``{"channels-first": mask, "weights-first": mask}`` of the dimensions each split seed
@@ -799,7 +847,7 @@ class _Run:
             return {}
         return {"channels-first": channels, "weights-first": ~channels}
 
-    def _bisect_seeds(self, study, current, space, cost, thresholds) -> None:
+    def _bisect_seeds(self, study, current, space, cost, thresholds, path_winner: nn.Module | None = None) -> None:
         probes = {tuple(sorted(x.params.items())): measured(x)
                   for x in study.get_trials(deepcopy=False) if x.user_attrs.get("probe") is not None}
 
@@ -840,6 +888,10 @@ class _Run:
             split[kind] = np.where(first, u_first, u_then).tolist()
         if split:
             study.set_user_attr("seed_split", split)
+        if path_winner is not None and "seed_path" not in study.user_attrs:
+            row = space.encode(self._path_config(space, path_winner))
+            u = smallest(lambda u: row + u * (1.0 - row), "path")
+            study.set_user_attr("seed_path", (row + u * (1.0 - row)).tolist())
 
     # ---- re-check, final fine-tune, verification, export
     def _remeasure(self, module: nn.Module, constraints: Sequence[Constraint]) -> dict[str, list[list[float]]]:
@@ -1188,7 +1240,8 @@ class _Run:
             scored = [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.COMPLETE]
             evaluations += len(scored)
             steps.append({
-                "step": t, "thresholds": study.user_attrs.get("thresholds"), "winner": study.user_attrs.get("winner"),
+                "step": t, "base": study.user_attrs.get("base", "path"),
+                "thresholds": study.user_attrs.get("thresholds"), "winner": study.user_attrs.get("winner"),
                 "winner_feasible": study.user_attrs.get("winner_feasible"), "evaluated": len(scored),
                 "thinned": study.user_attrs.get("thinned", []),
                 "val_after_finetune": study.user_attrs.get("val_after_finetune"),
