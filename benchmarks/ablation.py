@@ -342,6 +342,8 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
                                 "uniform_guard": False,
                                 # and, until session 44, took every re-check miss as final
                                 "retimes": 0,
+                                # and, until session 52, compressed the path's network in the last step
+                                "last_step": "path",
                                 **{k: v for k, v in (pins or {}).items() if k in PINNED}}
     while suffix := next((s for s in VARIANTS if method.endswith(s)), None):
         settings.update(VARIANTS[suffix])
@@ -1435,7 +1437,9 @@ def _studies(heads: list[dict]) -> tuple[dict | None, dict | None]:
 # scoreboard takes the first pair the cell ran (suffix: the settings its rivals share). The -soup2-bnfinal
 # rows are the pipeline's defaults of session 35 in a small budget (two averaged final fine-tunes);
 # in a standard budget the default is their first try (`final_tries` auto = 1), +0.02 pt from the soup.
-DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard", "uniform-soup2-bnfinal-thin-retime",
+DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig", "uniform-soup2-bnfinal-thin-retime",
+             "-soup2-bnfinal-thin-retime"),
+            ("exponential-soup2-bnfinal-thin-retime-guard", "uniform-soup2-bnfinal-thin-retime",
              "-soup2-bnfinal-thin-retime"),
             ("exponential-soup2-bnfinal-thin-guard", "uniform-soup2-bnfinal-thin", "-soup2-bnfinal-thin"),
             ("exponential-soup2-bnfinal-thin", "uniform-soup2-bnfinal-thin", "-soup2-bnfinal-thin"),

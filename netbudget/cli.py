@@ -223,7 +223,7 @@ def compress(
     uniform_guard: bool = typer.Option(None, "--uniform-guard/--no-uniform-guard", help="Ship the uniform path's network (every layer pruned alike at each step, as --sampler uniform) instead of the search's when the search's has no more MACs and no more parameters (channels only) \\[default: on]."),
     tie_tolerance: float = typer.Option(None, help="Proxy scores within this fraction of a step's best count as tied \\[default: 0.002]."),
     tie_break: str = typer.Option(None, help="Which tied candidate wins: usage (most of the step's budget used) or macs (most compute kept) \\[default: usage]."),
-    last_step: str = typer.Option(None, help="Which network the last cooling step compresses: path (the previous step's winner) or original (searched afresh under the target, seeded with the path's network) \\[default: path]."),
+    last_step: str = typer.Option(None, help="Which network the last cooling step compresses: path (the previous step's winner) or original (searched afresh under the target, seeded with the path's network) \\[default: original]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL \\[default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning \\[default: 0]."),

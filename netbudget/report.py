@@ -288,7 +288,11 @@ def _markdown(config, meta, steps, summary, images) -> str:
             winner = f"{winner} (#{origin['from']} thinned by {origin['position']:.3f})"
         elif fallback is not None:  # no candidate held on re-timing: the uniform line past the seed
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
-        lines.append(f"| {t + 1} | {thresholds} | {evaluated} | {winner} | "
+        if any(x.number == attrs.get("winner") and x.user_attrs.get("path_seed") for x in step["trials"]):
+            winner = f"{winner} (the path's network, thinned)"
+        # a last step searched from the original network (`last_step` original)
+        label = f"{t + 1} (from the original network)" if attrs.get("base") == "original" else t + 1
+        lines.append(f"| {label} | {thresholds} | {evaluated} | {winner} | "
                      f"{attrs.get('winner_feasible', '-')} | {'' if val is None else f'{100 * val:.2f} %'} |")
     lines.append("")
     layers = (summary or {}).get("layers") or []

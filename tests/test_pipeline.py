@@ -1623,14 +1623,18 @@ def test_with_floor_path_once_the_floor_is_taken_at_once_and_fine_tuned_for_the_
 def test_the_floor_is_searched_when_asked_or_when_other_operators_leave_choices(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, settings: dict, second_step_searched: bool
 ) -> None:
+    # the last step searches the original network (`last_step` original) unless the path's network
+    # is at the floor (channels only): then it fine-tunes that network as a step on the path does
     with _floor_misses_the_searched_bound(monkeypatch) as epochs:
         result = _quick_run(tmp_path / "run", digits_weights, ["floorish <= 0.99 units"], steps=2, trials=3,
                             step_epochs=1, final_epochs=1, finetune_samples=64, final_tries=1, **settings)
     assert result.summary["floor"] is None and len(result.summary["steps"]) == 2
-    assert result.summary["steps"][0]["evaluated"] >= 3 and epochs == [1, 1, 1]  # each step's winner, the final
+    # each step's winner (searched from the original, the last one's gets the path's 2 epochs), the final
+    assert result.summary["steps"][0]["evaluated"] >= 3 and epochs == [1, 2 if second_step_searched else 1, 1]
     # the first step's winner is at the floor (nothing meets its threshold); with channels only,
     # the second step has nothing left to search and fine-tunes it (it used to raise)
     assert (result.summary["steps"][1]["evaluated"] > 0) is second_step_searched
+    assert result.summary["steps"][1]["base"] == ("original" if second_step_searched else "path")
     row = "| 2 | floorish.value <= 0.9504 units | 0 | none: every layer at --min-keep | - |"
     assert (row in (tmp_path / "run" / "report" / "report.md").read_text()) is not second_step_searched
 
@@ -1683,11 +1687,14 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
     assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
-                            "uniform_guard": False, "retimes": 0}
+                            "uniform_guard": False, "retimes": 0, "last_step": "path"}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
     assert RunConfig.read(path, run=True).floor_path == "uniform"
+    # a run begun before session 52 compressed the path's network in its last step, and goes on so
+    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("last_step:")))
+    assert (RunConfig.read(path, run=True).last_step, RunConfig.read(path).last_step) == ("path", "original")
 
 
 def test_final_tries_auto_soups_two_tries_when_fine_tuning_is_sampled_and_records_what_it_resolved_to(
@@ -1858,8 +1865,9 @@ def test_the_uniform_guard_ships_the_uniform_network_in_place_of_one_with_fewer_
     assert guard["uniform"]["params"] == count_params(result.model) > guard["winner"]["params"]
     assert guard["uniform"]["macs"] == count_macs(result.model, (1, 1, 8, 8)) > guard["winner"]["macs"]
     assert result.feasible and result.summary["constraints"][0]["final"] <= 0.5
-    # the two steps' fine-tunes, the uniform path's two (one per step), the final one
-    assert epochs == [1, 1, 1, 1, 1]
+    # the two steps' fine-tunes (the last step's winner, searched from the original network, gets
+    # the path's 2 epochs), the uniform path's two (one per step), the final one
+    assert epochs == [1, 2, 1, 1, 1]
     # the shipped network is the one the uniform sampler's run ends on, trained alike
     monkeypatch.undo()  # that run's own re-check
     with _share_of_parameters_kept():
@@ -1927,11 +1935,11 @@ def test_a_run_interrupted_in_the_uniform_networks_fine_tune_resumes_without_re_
 
         before = timed()
         recorded = optuna.load_study(storage=storage, study_name="run").user_attrs["guard"]
-        assert epochs == [1, 1, 1, 1] and recorded["applied"] is True and min(before) > 0
+        assert epochs == [1, 2, 1, 1] and recorded["applied"] is True and min(before) > 0
         result = netbudget.resume(run_dir, progress=False)
     # the comparison is kept: the uniform path is not timed again; its fine-tunes and the final one run
     assert timed() == before
-    assert result.summary["guard"] == recorded and epochs == [1, 1, 1, 1, 1, 1, 1]
+    assert result.summary["guard"] == recorded and epochs == [1, 2, 1, 1, 1, 1, 1]
     assert count_params(result.model) == recorded["uniform"]["params"] and result.feasible
 
 
@@ -1971,8 +1979,7 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
 
     monkeypatch.setattr(run_module, "score", dies_in_the_last_step)
     run_dir = tmp_path / "run"
-    settings = {"steps": 2, "trials": 4, "step_epochs": 1, "cooling": "exponential", "sampler": "random",
-                "last_step": "original"}
+    settings = {"steps": 2, "trials": 4, "step_epochs": 1, "cooling": "exponential", "sampler": "random"}
     with pytest.raises(KeyboardInterrupt):
         _quick_run(run_dir, digits_weights, ["macs <= 0.4x"], **settings)
     storage = f"sqlite:///{run_dir / 'study.db'}"
@@ -1980,7 +1987,7 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
     assert len(killed) == 1  # interrupted in the last step
     monkeypatch.setattr(run_module, "score", real)
     result = netbudget.resume(run_dir, progress=False)
-    assert result.feasible and RunConfig.read(run_dir / "run.yaml").last_step == "original"
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").last_step == "original"  # the default
     assert [s["base"] for s in result.summary["steps"]] == ["path", "original"]
     first, last = (optuna.load_study(study_name=f"step-{t}", storage=storage) for t in (0, 1))
     assert first.user_attrs.get("base") is None and last.user_attrs["base"] == "original"
@@ -2001,5 +2008,16 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
     assert any(any(w > p for w, p in zip(row, path_widths, strict=True)) for row in widths)
     # the step fine-tunes: step 0's winner 1 epoch, the last step's winner the path's 2
     assert epochs[:2] == [1, 2]
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "| 2 (from the original network) | macs.dense <= " in report and "| 1 | macs.dense <= " in report
+    # last_step path: the last step compresses the path's network, never wider than it
+    epochs.clear()
+    path_run = _quick_run(tmp_path / "path", digits_weights, ["macs <= 0.4x"], **settings, last_step="path")
+    assert [s["base"] for s in path_run.summary["steps"]] == ["path", "path"] and epochs[:2] == [1, 1]
+    last = optuna.load_study(study_name="step-1", storage=f"sqlite:///{tmp_path / 'path' / 'study.db'}")
+    assert "path_seed" not in {k for t in last.trials for k in t.user_attrs}
+    path_widths = _widths(run_module.load(tmp_path / "path" / "steps" / "0" / "model.pt"))
+    assert all(w <= p for w, p in zip(_widths(run_module.load(tmp_path / "path" / "steps" / "1" / "model.pt")),
+                                      path_widths, strict=True))
     with pytest.raises(InvalidArgumentError, match="`last_step` must be one of \\('path', 'original'\\), but got last_step='dense'"):
         RunConfig(constraints=["latency <= 0.5x"], last_step="dense")

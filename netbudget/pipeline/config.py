@@ -265,7 +265,7 @@ class RunConfig:
     confidence: float = 0.95
     tie_tolerance: float = 0.002
     tie_break: str = "usage"
-    last_step: str = "path"
+    last_step: str = "original"
     seed: int = 0
     storage: str | None = None
 

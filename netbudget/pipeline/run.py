@@ -488,6 +488,10 @@ class _Run:
         study.set_user_attr("thresholds", thresholds)
         path_winner = None
         if self._from_original(t):  # the last step searches the original network; the path gives a seed
+            try:
+                self._space(current, self.space0.channel_counts)
+            except UnreachableBudgetError:  # the path ended at the floor: nothing narrower to search for
+                return self._step_at_floor(t, study, current, path)
             path_winner, current = current, self.original
             study.set_user_attr("base", "original")
         try:
