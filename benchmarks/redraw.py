@@ -155,9 +155,9 @@ def run_step(run_dir: Path, t: int, model, data, draws: int, truths: int, limit:
     original = load(run_dir / "original.pt") if (run_dir / "original.pt").is_file() else model
     run = _runner(run_dir, original, data)
     cfg = run.config
-    current = original if t == 0 else load(run_dir / "steps" / str(t - 1) / "model.pt")
-    space = run._space(current, run.space0.channel_counts)
     study = _step_study(run_dir, t)
+    current = _step_base(run_dir, t, study, original)
+    space = run._space(current, run.space0.channel_counts)
     trials, thresholds = _feasible(study)
     trials = trials[:limit] if limit else trials
     if len(trials) < 2:
@@ -197,6 +197,17 @@ def run_step(run_dir: Path, t: int, model, data, draws: int, truths: int, limit:
     return {"step": t, "thresholds": thresholds, "replayed": [float(trials[0].value), replayed], "candidates": rows,
             "seconds": time.perf_counter() - start,
             **summarise([r["draws"] for r in rows], [r["truths"] for r in rows])}
+
+
+def _step_base(run_dir: Path, t: int, study, original):
+    """The network step ``t`` compressed: ``original`` for the first step and for a last step
+    searched from the original network (``last_step`` original, study attribute ``base``), else
+    step ``t - 1``'s winner as the run saved it."""
+    from netbudget.pipeline.run import load
+
+    if t == 0 or study.user_attrs.get("base") == "original":
+        return original
+    return load(run_dir / "steps" / str(t - 1) / "model.pt")
 
 
 def _apply(current, space, params):

@@ -90,7 +90,7 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
     same dense network and enqueues the same seed; scores and fine-tunes are seeded, so a
     repeat is the same number)."""
     # the step's space and candidates, rebuilt as redraw.py does
-    from redraw import _apply, _runner
+    from redraw import _apply, _runner, _step_base
 
     from netbudget.pipeline.run import finetune_fit, load
     from netbudget.proxy import ProxyConfig, score
@@ -99,13 +99,15 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
     original = load(run_dir / "original.pt")
     run = _runner(run_dir, original, data)
     cfg = run.config
-    current = original if step == 0 else load(run_dir / "steps" / str(step - 1) / "model.pt")
+    current = _step_base(run_dir, step, study, original)
     space = run._space(current, run.space0.channel_counts)
     lengths = proxy_steps or [cfg.proxy_steps]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     cache = {} if cache is None else cache
-    # every run of a network starts step 0 from the same dense network (original.pt)
-    start = f"{run_dir.name.split('-', 1)[0]}, dense" if step == 0 else str(run_dir)
+    # every run of a network starts step 0 (and a last step searched from the original) from the
+    # same dense network (original.pt)
+    dense = step == 0 or study.user_attrs.get("base") == "original"
+    start = f"{run_dir.name.split('-', 1)[0]}, dense" if dense else str(run_dir)
 
     def scored(params, steps: int) -> dict[str, list[float]]:
         key = ("proxy", start, tuple(sorted(params.items())), steps, repeats)
