@@ -211,12 +211,15 @@ class RunConfig:
             tested the ablation's capacity hypothesis and lost 1.03 pt to ``usage`` (resnet20,
             machine G, 4 of 4 seeds: each step kept more MACs, the last step then cut harder;
             docs/design.md).
-        last_step: which network the last of several cooling steps compresses: ``path`` (the
-            previous step's winner, fine-tuned) or ``original`` (the original network, searched
-            afresh under the target with the path's network, thinned to meet it, as a seed; its
-            winner is fine-tuned ``steps * step_epochs``, the fine-tuning the path's network
-            had). ``original`` tests whether the cooled path's early choices narrow what the
-            target can hold (docs/design.md).
+        last_step: which network the last of several cooling steps compresses: ``original``
+            (the original network, searched afresh under the target with the path's network,
+            thinned to meet it, as a seed; its winner is fine-tuned ``steps * step_epochs``, the
+            fine-tuning the path's network had) or ``path`` (the previous step's winner, as runs
+            did before session 52). The cooled path's early choices narrow what the target can
+            hold: in the ablation (``lat60-small``, 6 paired seeds) ``original`` shipped vgg
+            networks with 2.51 M MACs against 2.01 M and won +0.30 +- 0.24 pt (ahead in 5 of
+            6); on resnet20 it was level (-0.01 +- 0.55). A path that ended with every layer at
+            ``min_keep`` (channels only) is fine-tuned in the last step instead.
         seed: seed of the data split, sampler and fine-tuning.
         storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
     """
