@@ -289,7 +289,7 @@ def _markdown(config, meta, steps, summary, images) -> str:
         elif fallback is not None:  # no candidate held on re-timing: the uniform line past the seed
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
         if any(x.number == attrs.get("winner") and x.user_attrs.get("path_seed") for x in step["trials"]):
-            winner = f"{winner} (the path's network, thinned)"
+            winner = f"{winner} (the path's network as a seed)"
         # a last step searched from the original network (`last_step` original)
         label = f"{t + 1} (from the original network)" if attrs.get("base") == "original" else t + 1
         lines.append(f"| {label} | {thresholds} | {evaluated} | {winner} | "

@@ -2010,6 +2010,8 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
     assert epochs[:2] == [1, 2]
     report = (run_dir / "report" / "report.md").read_text()
     assert "| 2 (from the original network) | macs.dense <= " in report and "| 1 | macs.dense <= " in report
+    from_path = bool(last.trials[last.user_attrs["winner"]].user_attrs.get("path_seed"))
+    assert ("(the path's network as a seed)" in report) is from_path  # a winner that is the path's seed says so
     # last_step path: the last step compresses the path's network, never wider than it
     epochs.clear()
     path_run = _quick_run(tmp_path / "path", digits_weights, ["macs <= 0.4x"], **settings, last_step="path")
