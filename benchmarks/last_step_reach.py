@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))  # the run names and the earlier record: as recheck_walks.py reads them
-from recheck_walks import keep_earlier, parse_run_name  # noqa: E402
+from recheck_walks import (
+    earlier_lines,
+    parse_run_name,
+    read_runs,
+    runs_dir,
+    with_earlier,
+    write,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -142,20 +149,17 @@ def markdown(result: dict[str, Any]) -> list[str]:
              (f"Machine: {result['machine']}. Run directories: `{result['runs_dir']}`. Reach: the dense MACs of the "
               "last step's candidates that met its thresholds on their scoring measurement (the most, and the "
               "mean, per run); shipped: the exported network's. Means over the method's runs."), ""]
-    earlier = sum(1 for r in result["runs"] if r.get("earlier"))
-    if earlier:
-        lines += [(f"{earlier} of the {len(result['runs'])} runs are kept from the earlier record: their directories "
-                   "are gone."), ""]
-    lines += ["| network | cell | method | runs | reach, most | reach, mean | step winner | shipped MACs "
-              "| shipped parameters | final top-1 |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += earlier_lines(result["runs"])
+    lines += [("| network | cell | method | runs | reach, most | reach, mean | step winner | shipped MACs "
+               "| shipped parameters | final top-1 |"), "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in result["methods"]:
         params = "-" if row["shipped_params"] is None else f"{row['shipped_params'] / 1e3:.1f} k"
         top1 = "-" if row["final_top1"] is None else f"{100 * row['final_top1']:.2f} %"
         lines.append(f"| {row['network']} | {row['cell']} | {row['method']} | {row['runs']} | "
                      f"{_millions(row['reach_max_macs'])} | {_millions(row['reach_mean_macs'])} | "
                      f"{_millions(row['winner_macs'])} | {_millions(row['shipped_macs'])} | {params} | {top1} |")
-    lines += ["", "Spearman rank correlation of final top-1 with the shipped network's size, over the searched runs "
-              "of a cell (uniform's left out):", "",
+    lines += ["", ("Spearman rank correlation of final top-1 with the shipped network's size, over the searched runs "
+                   "of a cell (uniform's left out):"), "",
               "| network | cell | runs | with MACs | with parameters |", "|---|---|---:|---:|---:|"]
     for row in result["cells"]:
         lines.append(f"| {row['network']} | {row['cell']} | {row['runs']} | {_rho(row['spearman_macs'])} | "
@@ -172,46 +176,26 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="the ablation's run directories [$NETBUDGET_CACHE/ablation/full]")
     args = parser.parse_args()
-    if args.runs is None:
-        from netbudget.zoo import cache_dir
-
-        args.runs = cache_dir() / "ablation" / "full"
-    if not args.runs.is_dir():
-        parser.error(f"--runs: no directory {args.runs}; run benchmarks/ablation.py first or point at its run directories")
+    args.runs = runs_dir(parser, args.runs)
     cells = None if args.cells is None else {c.strip() for c in args.cells.split(",") if c.strip()}
     names = sorted(p for p in args.runs.iterdir() if p.is_dir())
     if cells is not None:
         names = [p for p in names if (parse_run_name(p.name) or {}).get("cell") in cells]
     if args.quick:
         names = names[:12]
-    runs = []
-    for run_dir in names:
-        run = read_run(run_dir)
-        if run is not None:
-            run["run"] = run_dir.name
-            runs.append(run)
+    runs = read_runs(names, read_run)
     if not runs:
         parser.error(f"--runs: no finished ablation run under {args.runs}" + (f" in cells {sorted(cells)}" if cells else ""))
     from netbudget.metrics import describe_machine
 
     machine = describe_machine()["cpu"]
     out = RESULTS / ("last_step_reach_quick.json" if args.quick else "last_step_reach.json")
-    if not args.quick and not args.fresh and out.is_file():
-        earlier = json.loads(out.read_text())
-        if earlier["machine"] == machine:
-            kept = [r for r in earlier["runs"] if cells is None or r["cell"] in cells]
-            others = [r for r in earlier["runs"] if cells is not None and r["cell"] not in cells]
-            runs = keep_earlier(runs, kept, args.runs) + others
-        else:
-            print(f"note: the earlier record ran on {earlier['machine']!r}, not this {machine!r}: its runs are dropped")
+    if not args.quick and not args.fresh:  # another cell's earlier runs stay as recorded
+        runs = with_earlier(runs, out, machine, args.runs, kept=lambda run: cells is None or run["cell"] in cells)
     runs = sorted(runs, key=lambda r: r["run"])
     per_method, per_cell = summarise(runs)
-    result = {"machine": machine, "runs_dir": str(args.runs), "methods": per_method, "cells": per_cell, "runs": runs}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    out.with_suffix(".md").write_text("\n".join(markdown(result)) + "\n")
-    print("\n".join(markdown(result)))
-
+    write(out, {"machine": machine, "runs_dir": str(args.runs), "methods": per_method, "cells": per_cell, "runs": runs},
+          markdown)
 
 if __name__ == "__main__":
     main()

@@ -40,6 +40,7 @@ import argparse
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,58 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
             "final_ratio": latency[0]["ratio"] if latency else None}
 
 
+def runs_dir(parser: argparse.ArgumentParser, runs: Path | None) -> Path:
+    """``--runs``, by default ``$NETBUDGET_CACHE/ablation/full``; a parser error when it is missing."""
+    if runs is None:
+        from netbudget.zoo import cache_dir
+
+        runs = cache_dir() / "ablation" / "full"
+    if not runs.is_dir():
+        parser.error(f"--runs: no directory {runs}; run benchmarks/ablation.py first or point at its run directories")
+    return runs
+
+
+def read_runs(names: list[Path], read: Callable[[Path], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """``read`` of every directory in ``names`` that gives a record, named by the directory (``run``)."""
+    runs = []
+    for run_dir in names:
+        run = read(run_dir)
+        if run is not None:
+            run["run"] = run_dir.name
+            runs.append(run)
+    return runs
+
+
+def with_earlier(runs: list[dict[str, Any]], out: Path, machine: str, runs_dir: Path,
+                 kept: Callable[[dict[str, Any]], bool] = lambda run: True) -> list[dict[str, Any]]:
+    """``runs`` and, where the record at ``out`` ran on ``machine``, its runs whose directories are
+    gone (``keep_earlier``, for its runs that ``kept`` accepts; the others stay as recorded)."""
+    if not out.is_file():
+        return runs
+    earlier = json.loads(out.read_text())
+    if earlier["machine"] != machine:
+        print(f"note: the earlier record ran on {earlier['machine']!r}, not this {machine!r}: its runs are dropped")
+        return runs
+    return (keep_earlier(runs, [r for r in earlier["runs"] if kept(r)], runs_dir)
+            + [r for r in earlier["runs"] if not kept(r)])
+
+
+def write(out: Path, result: dict[str, Any], markdown: Callable[[dict[str, Any]], list[str]]) -> None:
+    """``result`` as JSON at ``out`` and its tables beside it (``.md``), printed too."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text("\n".join(markdown(result)) + "\n")
+    print("\n".join(markdown(result)))
+
+
+def earlier_lines(runs: list[dict[str, Any]], marked: str = "") -> list[str]:
+    """The sentence that says how many ``runs`` the earlier record kept (none: no lines)."""
+    earlier = sum(1 for r in runs if r.get("earlier"))
+    if not earlier:
+        return []
+    return [f"{earlier} of the {len(runs)} runs are kept from the earlier record: their directories are gone{marked}.", ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first 12 run directories")
@@ -164,39 +217,20 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="the ablation's run directories [$NETBUDGET_CACHE/ablation/full]")
     args = parser.parse_args()
-    if args.runs is None:
-        from netbudget.zoo import cache_dir
-
-        args.runs = cache_dir() / "ablation" / "full"
-    if not args.runs.is_dir():
-        parser.error(f"--runs: no directory {args.runs}; run benchmarks/ablation.py first or point at its run directories")
+    args.runs = runs_dir(parser, args.runs)
     names = sorted(p for p in args.runs.iterdir() if p.is_dir())
     if args.quick:
         names = names[:12]
-    runs = []
-    for run_dir in names:
-        run = read_run(run_dir)
-        if run is not None:
-            run["run"] = run_dir.name
-            runs.append(run)
+    runs = read_runs(names, read_run)
     if not runs:
         parser.error(f"--runs: no finished ablation run with a re-check under {args.runs}")
     from netbudget.metrics import describe_machine
 
     machine = describe_machine()["cpu"]
     out = RESULTS / ("recheck_walks_quick.json" if args.quick else "recheck_walks.json")
-    if not args.quick and not args.fresh and out.is_file():
-        earlier = json.loads(out.read_text())
-        if earlier["machine"] == machine:
-            runs = keep_earlier(runs, earlier["runs"], args.runs)
-        else:
-            print(f"note: the earlier record ran on {earlier['machine']!r}, not this {machine!r}: its runs are dropped")
-    result = {"machine": machine, "runs_dir": str(args.runs),
-              "summary": summarise(runs), "runs": runs}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    out.with_suffix(".md").write_text("\n".join(markdown(result)) + "\n")
-    print("\n".join(markdown(result)))
+    if not args.quick and not args.fresh:
+        runs = with_earlier(runs, out, machine, args.runs)
+    write(out, {"machine": machine, "runs_dir": str(args.runs), "summary": summarise(runs), "runs": runs}, markdown)
 
 
 def _ratio(value: float | None) -> str:
@@ -210,10 +244,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
               "run's winner misses the searched threshold at the re-check; it ends on the winner re-timed, on a "
               "share that kept every width (the same network timed again), on a thinned network, or missed. "
               "A walk that skipped shares keeping every width would have thinned the `same network` ones."), ""]
-    earlier = sum(1 for r in result["runs"] if r.get("earlier"))
-    if earlier:
-        lines += [(f"{earlier} of the {len(result['runs'])} runs are kept from the earlier record: their directories "
-                   "are gone (marked *earlier record*)."), ""]
+    lines += earlier_lines(result["runs"], " (marked *earlier record*)")
     lines += [("| network | cell | runs | walked | winner | same network | thinned | missed | walked runs verified "
                "| halfway tries that timed the same network |"),
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -106,8 +106,7 @@ def rescore_step(run_dir: Path, step: int, study, record: dict[str, Any], data, 
     cache = {} if cache is None else cache
     # every run of a network starts step 0 (and a last step searched from the original) from the
     # same dense network (original.pt)
-    dense = step == 0 or study.user_attrs.get("base") == "original"
-    start = f"{run_dir.name.split('-', 1)[0]}, dense" if dense else str(run_dir)
+    start = f"{run_dir.name.split('-', 1)[0]}, dense" if current is original else str(run_dir)
 
     def scored(params, steps: int) -> dict[str, list[float]]:
         key = ("proxy", start, tuple(sorted(params.items())), steps, repeats)

@@ -281,14 +281,15 @@ def _markdown(config, meta, steps, summary, images) -> str:
         val = attrs.get("val_after_finetune")
         winner = attrs.get("winner", "-")
         origin = {d["trial"]: d for d in attrs.get("thinned", [])}.get(winner)
-        fallback = next((x.user_attrs.get("fallback") for x in step["trials"] if x.number == winner), None)
+        won = next((x.user_attrs for x in step["trials"] if x.number == winner), {})
+        fallback = won.get("fallback")
         if attrs.get("at_floor"):  # an earlier step left every layer at --min-keep
             winner = "none: every layer at --min-keep"
         elif origin is not None:  # a candidate that missed on re-timing, thinned along its own line
             winner = f"{winner} (#{origin['from']} thinned by {origin['position']:.3f})"
         elif fallback is not None:  # no candidate held on re-timing: the uniform line past the seed
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
-        if any(x.number == attrs.get("winner") and x.user_attrs.get("path_seed") for x in step["trials"]):
+        if won.get("path_seed"):
             winner = f"{winner} (the path's network as a seed)"
         # a last step searched from the original network (`last_step` original)
         label = f"{t + 1} (from the original network)" if attrs.get("base") == "original" else t + 1

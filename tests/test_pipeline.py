@@ -1010,6 +1010,23 @@ def test_tie_break_macs_ships_the_tied_candidate_with_most_macs_and_every_trial_
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").tie_break == "macs"
 
 
+def _score_dies_at(monkeypatch: pytest.MonkeyPatch, n: int) -> Callable[[], None]:
+    """The process dies (KeyboardInterrupt) in the pipeline's ``n``-th candidate score; returns the
+    function that restores the plain ``score``."""
+    import netbudget.pipeline.run as run_module
+
+    real, calls = run_module.score, {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score", dies)
+    return lambda: monkeypatch.setattr(run_module, "score", real)
+
+
 def _die_after_enqueuing(monkeypatch: pytest.MonkeyPatch, attr: str) -> Callable[[], None]:
     """The process dies (KeyboardInterrupt) right after it enqueues a trial carrying the user
     attribute ``attr``; returns the function that restores the plain ``enqueue_trial``."""
@@ -1419,18 +1436,7 @@ def test_a_mixed_space_starts_from_split_seeds_that_leave_weights_alone_when_cha
 def test_a_run_killed_while_evaluating_a_split_seed_evaluates_each_seed_once_after_resume(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import netbudget.pipeline.run as run_module
-
-    calls = {"n": 0}
-    real = run_module.score
-
-    def dies_on_the_second(*args, **kwargs):  # the uniform seed is scored first, a split seed second
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "score", dies_on_the_second)
+    revive = _score_dies_at(monkeypatch, 2)  # the uniform seed is scored first, a split seed second
     run_dir = tmp_path / "run"
     settings = {"trials": 4, "operators": ["channels", "prune", "bits"]}
     with pytest.raises(KeyboardInterrupt):
@@ -1439,7 +1445,7 @@ def test_a_run_killed_while_evaluating_a_split_seed_evaluates_each_seed_once_aft
     probes = [t.number for t in study.trials if "probe" in t.user_attrs]
     killed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)  # Optuna marks it so
     assert "split_seed" in killed.user_attrs and len(_seed_trials(run_dir)) == 1
-    monkeypatch.setattr(run_module, "score", real)
+    revive()
     result = netbudget.resume(run_dir, progress=False)
     study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
     assert [t.number for t in study.trials if "probe" in t.user_attrs] == probes  # no bisection redone
@@ -1968,16 +1974,7 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
     import netbudget.pipeline.run as run_module
 
     epochs = _counted_fine_tunes(monkeypatch)
-    calls = {"n": 0}
-    real = run_module.score
-
-    def dies_in_the_last_step(*args, **kwargs):  # step 0 scores 4 trials; the 6th score is step 1's second
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "score", dies_in_the_last_step)
+    revive = _score_dies_at(monkeypatch, 6)  # step 0 scores 4 trials; the 6th score is step 1's second
     run_dir = tmp_path / "run"
     settings = {"steps": 2, "trials": 4, "step_epochs": 1, "cooling": "exponential", "sampler": "random"}
     with pytest.raises(KeyboardInterrupt):
@@ -1985,7 +1982,7 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
     storage = f"sqlite:///{run_dir / 'study.db'}"
     killed = optuna.load_study(study_name="step-1", storage=storage).get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert len(killed) == 1  # interrupted in the last step
-    monkeypatch.setattr(run_module, "score", real)
+    revive()
     result = netbudget.resume(run_dir, progress=False)
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").last_step == "original"  # the default
     assert [s["base"] for s in result.summary["steps"]] == ["path", "original"]
