@@ -216,9 +216,9 @@ class RunConfig:
             thinned to meet it, as a seed; its winner is fine-tuned ``steps * step_epochs``, the
             fine-tuning the path's network had) or ``path`` (the previous step's winner, as runs
             did before session 52). The cooled path's early choices narrow what the target can
-            hold: in the ablation (``lat60-small``, 6 paired seeds) ``original`` shipped vgg
-            networks with 2.51 M MACs against 2.01 M and won +0.30 +- 0.24 pt (ahead in 5 of
-            6); on resnet20 it was level (-0.01 +- 0.55). A path that ended with every layer at
+            hold: in the ablation (``lat60-small``, 12 paired seeds) ``original`` shipped vgg
+            networks with 2.49 M MACs against 2.01 M and won +0.33 +- 0.30 pt (ahead in 11 of
+            12); on resnet20 it was level (-0.01 +- 0.48). A path that ended with every layer at
             ``min_keep`` (channels only) is fine-tuned in the last step instead.
         seed: seed of the data split, sampler and fine-tuning.
         storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
