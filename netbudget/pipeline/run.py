@@ -487,17 +487,14 @@ class _Run:
         study.set_user_attr("step", t)
         study.set_user_attr("thresholds", thresholds)
         path_winner = None
-        if self._from_original(t):  # the last step searches the original network; the path gives a seed
-            try:
-                self._space(current, self.space0.channel_counts)
-            except UnreachableBudgetError:  # the path ended at the floor: nothing narrower to search for
-                return self._step_at_floor(t, study, current, path)
-            path_winner, current = current, self.original
-            study.set_user_attr("base", "original")
         try:
             space = self._space(current, self.space0.channel_counts)
         except UnreachableBudgetError:  # an earlier step ended with every layer at --min-keep
             return self._step_at_floor(t, study, current, path)
+        if self._from_original(t):  # the last step searches the original network; the path gives a seed
+            path_winner, current = current, self.original
+            study.set_user_attr("base", "original")
+            space = self._space(current, self.space0.channel_counts)
         cost = CostModel(current, space) if any(c.key in COMPUTABLE_KEYS for c in self.constraints) else None
         bounds = [
             Bound(name=c.key, threshold=thresholds[c.key],
