@@ -199,6 +199,7 @@ def compress(
     constraint: list[str] = typer.Option(None, "--constraint", "-c", help="Budget, repeatable: 'latency <= 0.5x', 'size <= 2 MB', 'latency.p99 <= 8 ms'."),
     steps: int = typer.Option(None, help="Cooling steps \\[default: 5]."),
     trials: int = typer.Option(None, help="Candidates evaluated per step \\[default: 12]."),
+    last_trials: int = typer.Option(None, help="Candidates evaluated in the last of several steps \\[default: as --trials]."),
     split_seeds: bool = typer.Option(None, "--split-seeds/--no-split-seeds", help="Also start each step from channels-first and weights-first seeds when channels mix with prune/bits \\[default: on]."),
     operators: str = typer.Option(None, help="Comma-separated: channels,prune,bits \\[default: from the budgets]."),
     sampler: str = typer.Option(None, help="netbudget, penalty, uniform, random, sobol, tpe, optuna-gp \\[default: netbudget]."),
@@ -240,7 +241,7 @@ def compress(
         flags = {
             "model": model, "weights": str(weights.resolve()) if weights else None, "dataset": dataset,
             "constraints": list(constraint) if constraint else None, "steps": steps, "trials": trials,
-            "split_seeds": split_seeds,
+            "last_trials": last_trials, "split_seeds": split_seeds,
             "operators": [o.strip() for o in operators.split(",") if o.strip()] if operators else None,
             "sampler": sampler, "cooling": cooling, "proxy": proxy, "backend": backend,
             "final_epochs": final_epochs, "final_tries": final_tries, "finetune_samples": finetune_samples, "final_bn_batches": final_bn_batches,

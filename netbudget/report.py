@@ -193,8 +193,9 @@ def _markdown(config, meta, steps, summary, images) -> str:
         lines.append(f"Search: none; the most compressed network at once (`--floor-path once`, below), "
                      f"operators {operators}.")
     else:
+        last = f" ({config.last_trials} in the last)" if config.last_trials is not None and len(steps) > 1 else ""
         lines.append(f"Search: {config.sampler} sampler, {config.cooling} cooling over {len(steps)} step(s), "
-                     f"{config.trials} candidates per step, proxy `{config.proxy}`, operators {operators}.")
+                     f"{config.trials} candidates per step{last}, proxy `{config.proxy}`, operators {operators}.")
     if meta.get("margin"):
         lines.append(f"Latency noise {100 * meta.get('noise', 0):.1f} %: measured bounds were searched "
                      f"{100 * meta['margin']:.1f} % below their value.")

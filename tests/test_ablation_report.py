@@ -998,6 +998,18 @@ def test_the_rivals_with_retime_run_their_own_sampler_with_retimes_and_count_as_
     assert "| random-soup2-bnfinal-thin-retime +0.75 +- 0.35 (2) | 8/8 | met / not run / MISSED / met |" in board
 
 
+def test_the_last_steps_larger_budget_parses_to_the_same_36_evaluations(ablation) -> None:
+    # session 54: 6 + 6 candidates in the earlier steps, 24 in the last (searched from the original)
+    search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["small"]
+    default = "exponential-soup2-bnfinal-thin-retime-guard-lastorig"
+    settings = ablation._method_settings(default + "-last24", search, finetune)
+    assert settings == {**ablation._method_settings(default, search, finetune), "trials": 6, "last_trials": 24}
+    assert 2 * settings["trials"] + settings["last_trials"] == search["steps"] * search["trials"]
+    assert ablation._parse_names("--methods", default + "-last24", ablation.METHODS) == [default + "-last24"]
+    assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-last24")[0] == \
+        "uniform-soup2-bnfinal-thin-retime"
+
+
 def test_the_last_step_from_the_original_parses_to_its_settings_and_is_the_default_where_it_ran(
     ablation, tmp_path
 ) -> None:

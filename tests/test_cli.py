@@ -26,6 +26,13 @@ def test_option_help_shows_its_default() -> None:
     text = " ".join(result.output.split())
     assert "Candidates evaluated per step [default: 12]." in text
     assert "when channels mix with prune/bits [default: on]." in text
+    assert "Candidates evaluated in the last of several steps [default: as --trials]." in text
+
+
+def test_compress_bad_last_trials_exits_2_naming_it(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compress", "-c", "macs <= 0.5x", "--last-trials", "0", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "`last_trials` must be an integer >= 1" in " ".join(result.output.split())
 
 
 def test_train_writes_a_loadable_checkpoint(tmp_path: Path) -> None:

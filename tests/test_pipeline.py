@@ -2020,3 +2020,26 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
                                       path_widths, strict=True))
     with pytest.raises(InvalidArgumentError, match="`last_step` must be one of \\('path', 'original'\\), but got last_step='dense'"):
         RunConfig(constraints=["latency <= 0.5x"], last_step="dense")
+
+
+def test_last_trials_gives_the_last_step_its_own_budget_and_the_report_says_so(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    result = _quick_run(run_dir, digits_weights, ["macs <= 0.4x"], steps=2, trials=2, last_trials=5,
+                        cooling="exponential", sampler="random")
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").last_trials == 5
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    budgets = []
+    for t in (0, 1):
+        study = optuna.load_study(study_name=f"step-{t}", storage=storage)
+        budgets.append(len([x for x in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,
+                                                                   optuna.trial.TrialState.PRUNED))
+                            if not {"probe", "thinned_from", "fallback"} & x.user_attrs.keys()]))
+    assert budgets == [2, 5]  # the seeds included
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "2 candidates per step (5 in the last)" in report
+    assert RunConfig(constraints=["latency <= 0.5x"]).last_trials is None  # as `trials` by default
+    with pytest.raises(InvalidArgumentError, match="`last_trials` must be an integer >= 1 or None \\(as `trials`\\), "
+                                                   "but got last_trials=0"):
+        RunConfig(constraints=["latency <= 0.5x"], last_trials=0)

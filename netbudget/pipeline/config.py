@@ -73,6 +73,11 @@ class RunConfig:
             exponential cooling in every seed. ``run.yaml`` records what ``auto`` resolved to.
         cooling_rate: rate ``a`` of the exponential schedule.
         trials: evaluated candidates per step (the seed points included).
+        last_trials: evaluated candidates of the last of several cooling steps (default:
+            ``trials``); with ``last_step`` ``original`` the earlier steps only lead to the
+            path's seed, so a budget can be moved from them to the search under the target
+            (``trials 6``, ``last_trials 24``: 36 evaluations as ``trials 12`` over 3 steps).
+            Ignored with one step. The startup count (``startup_trials``) follows ``trials``.
         split_seeds: where the space mixes channel pruning with weight operators (``prune``,
             ``bits``), each step also starts from two split seeds besides the uniform one: one
             kind of operator compressed as little as the step's budgets allow while the other
@@ -233,6 +238,7 @@ class RunConfig:
     cooling: str = "auto"
     cooling_rate: float = 0.5
     trials: int = 12
+    last_trials: int | None = None
     split_seeds: bool = True
     startup_trials: int | None = None
     operators: list[str] | None = None
@@ -294,6 +300,8 @@ class RunConfig:
             ("backend", self.backend in BACKENDS, f"one of {BACKENDS}"),
             ("steps", self.steps >= 1, ">= 1"),
             ("trials", self.trials >= 1, ">= 1"),
+            ("last_trials", self.last_trials is None or (type(self.last_trials) is int and self.last_trials >= 1),
+             "an integer >= 1 or None (as `trials`)"),
             ("split_seeds", isinstance(self.split_seeds, bool), "true or false"),
             ("min_keep", 0 < self.min_keep < 1, "in (0, 1)"),
             ("round_to", type(self.round_to) is int and self.round_to >= 1, "an integer >= 1"),

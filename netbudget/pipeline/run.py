@@ -508,7 +508,7 @@ class _Run:
         for name, value, params in seeds:  # each seed once, again after an interruption that failed it
             if not any(x.user_attrs.get(name) == value for x in held):
                 study.enqueue_trial(params, user_attrs={name: value}, skip_if_exists=False)
-        budget = 1 if self._uniform_path else cfg.trials
+        budget = self._budget(t)
         remaining = budget - len(evaluated)
         description = ", ".join(
             f"{c.metric} <= {format_value(thresholds[c.key], c.unit)}" for c in self.constraints
@@ -781,6 +781,15 @@ class _Run:
         high = _bisect(meets, PROJECT_BISECTIONS)
         trial.study.enqueue_trial(space.decode(start + high * (1.0 - start)),
                                   user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
+
+    def _budget(self, t: int) -> int:
+        """Evaluated candidates of step ``t``: ``trials``, ``last_trials`` in the last of several
+        steps, 1 on the uniform path."""
+        cfg = self.config
+        if self._uniform_path:
+            return 1
+        last = self._schedule.num_steps > 1 and t == self._schedule.num_steps - 1
+        return cfg.last_trials if last and cfg.last_trials is not None else cfg.trials
 
     def _from_original(self, t: int) -> bool:
         """Whether step ``t`` searches the original network (``last_step`` ``original``, the last
