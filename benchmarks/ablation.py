@@ -107,7 +107,8 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "penalty-soup2-bnfinal-thin-retime", "optuna-gp-soup2-bnfinal-thin-retime",
            "linear-soup2-bnfinal-thin-retime", "reference-soup2-bnfinal-thin-retime",
            "exponential-soup2-bnfinal-thin-retime-guard-lastorig",
-           "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24"]
+           "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24",
+           "exponential-soup2-bnfinal-thin-retime-guard-lastorig-warm"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -151,7 +152,11 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-soup2-bnfinal-thin-retime-guard", "uniform-soup2-bnfinal-thin-retime",
               "one-step-soup2-bnfinal-thin-retime", "reference-soup2-bnfinal-thin-retime",
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig",
-              "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24"}
+              "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24",
+              "exponential-soup2-bnfinal-thin-retime-guard-lastorig-warm"}
+# *-warm (session 54, after -lastorig): the last step's models start from the first step's
+# evaluations and probes (`warm_start`): the same original network, proxy and measurements under a
+# looser threshold, outside the last step's 12. Motivated as -last24: the last step's reach.
 # *-last24 (session 54, after -lastorig): the last step evaluates 24 candidates and each earlier step
 # 6 (`trials` 6, `last_trials` 24: the 36 evaluations of 3 x 12), as the earlier steps only lead to
 # the path's seed. Motivated by H's vgg lat60-small over 12 seeds: one-step +0.06 pt ahead of
@@ -234,6 +239,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-retime": {"retimes": 1},
     "-lastorig": {"last_step": "original"},
     "-last24": {"trials": 6, "last_trials": 24},  # the 36 evaluations of SEARCH, 24 of them in the last step
+    "-warm": {"warm_start": True},
 }
 # the methods a name starts with before its suffixes (``VARIANTS``)
 BASE_METHODS = ("exponential", "one-step-once", "one-step", "uniform", "reference", "linear", "penalty", "random", "tpe",
@@ -1303,7 +1309,7 @@ def _bases(rows: list[dict], method: str) -> tuple[str, str]:
         return "uniform", "exponential"
     # judged against the rows it guards; the capacity tie-break has no ties to break on the uniform path,
     # nor does a last step searched from the original network
-    method = method.removesuffix("-last24").removesuffix("-lastorig").removesuffix("-capacity").removesuffix("-guard")
+    method = method.removesuffix("-warm").removesuffix("-last24").removesuffix("-lastorig").removesuffix("-capacity").removesuffix("-guard")
     base = next((b for b in sorted(BASE_METHODS, key=len, reverse=True) if method.startswith(b)), "")
     settings = method[len(base):]  # every suffix, e.g. -soup2-bnfinal-thin
     if settings and f"uniform{settings}" in have:

@@ -225,6 +225,7 @@ def compress(
     tie_tolerance: float = typer.Option(None, help="Proxy scores within this fraction of a step's best count as tied \\[default: 0.002]."),
     tie_break: str = typer.Option(None, help="Which tied candidate wins: usage (most of the step's budget used) or macs (most compute kept) \\[default: usage]."),
     last_step: str = typer.Option(None, help="Which network the last cooling step compresses: path (the previous step's winner) or original (searched afresh under the target, seeded with the path's network) \\[default: original]."),
+    warm_start: bool = typer.Option(None, "--warm-start/--no-warm-start", help="Start the models of a last step searched from the original network from the first step's evaluations (same network, proxy and measurements) \\[default: off]."),
     run_dir: Path = typer.Option(Path("runs/latest"), help="Run directory (resumed if it holds this run)."),
     storage: str = typer.Option(None, help="Optuna storage URL \\[default: sqlite:///RUN_DIR/study.db]."),
     seed: int = typer.Option(None, help="Seed of the split, the sampler and fine-tuning \\[default: 0]."),
@@ -248,7 +249,7 @@ def compress(
             "final_merge": final_merge, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
             "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "retimes": retimes, "step_thinning": step_thinning,
             "project_misses": project_misses, "floor_path": floor_path, "uniform_guard": uniform_guard,
-            "tie_tolerance": tie_tolerance, "tie_break": tie_break, "last_step": last_step, "storage": storage, "seed": seed,
+            "tie_tolerance": tie_tolerance, "tie_break": tie_break, "last_step": last_step, "warm_start": warm_start, "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})
         if not settings.get("constraints"):

@@ -278,7 +278,7 @@ def _markdown(config, meta, steps, summary, images) -> str:
     for t, step in enumerate(steps):
         attrs = step["attrs"]
         thresholds = ", ".join(f"{k} <= {format_value(v, units.get(k, ''))}" for k, v in (attrs.get("thresholds") or {}).items())
-        evaluated = sum(1 for x in step["trials"] if x.value is not None)
+        evaluated = sum(1 for x in step["trials"] if x.value is not None and "warm_from" not in x.user_attrs)
         val = attrs.get("val_after_finetune")
         winner = attrs.get("winner", "-")
         origin = {d["trial"]: d for d in attrs.get("thinned", [])}.get(winner)
@@ -292,6 +292,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
         if won.get("path_seed"):
             winner = f"{winner} (the path's network as a seed)"
+        if won.get("warm_from") is not None:  # `warm_start`: a first-step candidate that meets the target
+            winner = f"{winner} (step 1's #{won['warm_from']})"
         # a last step searched from the original network (`last_step` original)
         label = f"{t + 1} (from the original network)" if attrs.get("base") == "original" else t + 1
         lines.append(f"| {label} | {thresholds} | {evaluated} | {winner} | "

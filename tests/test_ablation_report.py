@@ -998,7 +998,7 @@ def test_the_rivals_with_retime_run_their_own_sampler_with_retimes_and_count_as_
     assert "| random-soup2-bnfinal-thin-retime +0.75 +- 0.35 (2) | 8/8 | met / not run / MISSED / met |" in board
 
 
-def test_the_last_steps_larger_budget_parses_to_the_same_36_evaluations(ablation) -> None:
+def test_the_last_steps_larger_budget_and_warm_start_parse_to_their_settings(ablation) -> None:
     # session 54: 6 + 6 candidates in the earlier steps, 24 in the last (searched from the original)
     search, finetune = {"steps": 3, "trials": 12}, ablation.FINETUNE["small"]
     default = "exponential-soup2-bnfinal-thin-retime-guard-lastorig"
@@ -1007,6 +1007,10 @@ def test_the_last_steps_larger_budget_parses_to_the_same_36_evaluations(ablation
     assert 2 * settings["trials"] + settings["last_trials"] == search["steps"] * search["trials"]
     assert ablation._parse_names("--methods", default + "-last24", ablation.METHODS) == [default + "-last24"]
     assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-last24")[0] == \
+        "uniform-soup2-bnfinal-thin-retime"
+    warm = ablation._method_settings(default + "-warm", search, finetune)  # session 54: the first step's data
+    assert warm == {**ablation._method_settings(default, search, finetune), "warm_start": True}
+    assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-warm")[0] == \
         "uniform-soup2-bnfinal-thin-retime"
 
 

@@ -2022,6 +2022,45 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
         RunConfig(constraints=["latency <= 0.5x"], last_step="dense")
 
 
+def test_warm_start_copies_the_first_steps_evaluations_into_the_last_step_once_outside_its_budget(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revive = _score_dies_at(monkeypatch, 5)  # step 0 scores 3 trials; the 5th score is the last step's second
+    run_dir = tmp_path / "run"
+    settings = {"steps": 2, "trials": 3, "cooling": "exponential", "sampler": "random", "warm_start": True}
+    with pytest.raises(KeyboardInterrupt):
+        _quick_run(run_dir, digits_weights, ["macs <= 0.4x"], **settings)
+    revive()
+    result = netbudget.resume(run_dir, progress=False)
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").warm_start is True
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    first, last = (optuna.load_study(study_name=f"step-{t}", storage=storage) for t in (0, 1))
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    copies = [x for x in last.get_trials(states=done) if "warm_from" in x.user_attrs]
+    # every scored candidate and probe of step 0, once through the interruption, as it was there
+    originals = {x.number: x for x in first.get_trials(states=done)}
+    assert sorted(x.user_attrs["warm_from"] for x in copies) == sorted(originals)
+    for copy in copies:
+        source = originals[copy.user_attrs["warm_from"]]
+        assert (copy.params, copy.value, copy.state) == (source.params, source.value, source.state)
+        assert copy.user_attrs["measured"] == source.user_attrs["measured"]
+        assert not {"seed", "split_seed", "probe"} & copy.user_attrs.keys()  # not the last step's seeds or probes
+    own = [x for x in last.get_trials(states=done) if not {"probe", "warm_from"} & x.user_attrs.keys()]
+    assert len(own) == 3  # the step's budget is its own evaluations
+    scored = [sum(x.state == optuna.trial.TrialState.COMPLETE for x in trials)
+              for trials in (originals.values(), own)]  # a proposal over the budget is skipped unscored
+    assert [s["evaluated"] for s in result.summary["steps"]] == scored and result.summary["evaluations"] == sum(scored)
+    assert any(x.user_attrs.get("seed") for x in own)  # the copied uniform seed did not stand for its own
+    # off by default, and a last step compressing the path's network has nothing to copy
+    plain = _quick_run(tmp_path / "plain", digits_weights, ["macs <= 0.4x"], **{**settings, "warm_start": False})
+    path = _quick_run(tmp_path / "path", digits_weights, ["macs <= 0.4x"], **settings, last_step="path")
+    for run in (plain, path):
+        last = optuna.load_study(study_name="step-1", storage=f"sqlite:///{run.run_dir / 'study.db'}")
+        assert not any("warm_from" in x.user_attrs for x in last.trials)
+    with pytest.raises(InvalidArgumentError, match="`warm_start` must be true or false, but got warm_start='yes'"):
+        RunConfig(constraints=["latency <= 0.5x"], warm_start="yes")
+
+
 def test_last_trials_gives_the_last_step_its_own_budget_and_the_report_says_so(
     tmp_path: Path, digits_weights: Path
 ) -> None:

@@ -225,6 +225,11 @@ class RunConfig:
             networks with 2.49 M MACs against 2.01 M and won +0.33 +- 0.30 pt (ahead in 11 of
             12); on resnet20 it was level (-0.01 +- 0.48). A path that ended with every layer at
             ``min_keep`` (channels only) is fine-tuned in the last step instead.
+        warm_start: a last step that searches the original network (``last_step`` ``original``)
+            starts its models from the first step's evaluations and probes: the same network,
+            scored by the same proxy and measured alike, under a looser threshold. They take
+            none of its ``trials`` and a scored one can win where it meets the target's
+            thresholds. Off by default until the ablation has measured it (variant ``-warm``).
         seed: seed of the data split, sampler and fine-tuning.
         storage: Optuna storage URL (default: ``sqlite:///RUN_DIR/study.db``).
     """
@@ -275,6 +280,7 @@ class RunConfig:
     tie_tolerance: float = 0.002
     tie_break: str = "usage"
     last_step: str = "original"
+    warm_start: bool = False
     seed: int = 0
     storage: str | None = None
 
@@ -330,6 +336,7 @@ class RunConfig:
             ("tie_tolerance", self.tie_tolerance >= 0, ">= 0"),
             ("tie_break", self.tie_break in TIE_BREAKS, f"one of {TIE_BREAKS}"),
             ("last_step", self.last_step in LAST_STEPS, f"one of {LAST_STEPS}"),
+            ("warm_start", isinstance(self.warm_start, bool), "true or false"),
             ("width", self.width > 0, "> 0"),
         ]
         for name, ok, expected in checks:

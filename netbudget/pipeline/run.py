@@ -57,6 +57,7 @@ FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candida
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
 PROJECT_BISECTIONS = 5  # project_misses: a missed proposal's line to the most compressed point, to 1/32
 PROJECTED_ATTR = "projected_from"  # a projected trial's user attribute: the number of the trial it came from
+WARM_ATTR = "warm_from"  # a last step's copy of a first-step trial (``warm_start``): its number there
 TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
 MODEL_FORMAT = "netbudget-model"
 
@@ -501,9 +502,11 @@ class _Run:
                   computable=_estimator(cost, c.key) if cost is not None and c.key in COMPUTABLE_KEYS else None)
             for c in self.constraints
         ]
+        if path_winner is not None and cfg.warm_start:
+            self._warm_start(study, space)
         seeds = self._seeds(study, current, space, cost, thresholds, path_winner)
         evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                     and "probe" not in x.user_attrs]
+                     and not {"probe", WARM_ATTR} & x.user_attrs.keys()]
         held = evaluated + [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.WAITING]
         for name, value, params in seeds:  # each seed once, again after an interruption that failed it
             if not any(x.user_attrs.get(name) == value for x in held):
@@ -790,6 +793,27 @@ class _Run:
             return 1
         last = self._schedule.num_steps > 1 and t == self._schedule.num_steps - 1
         return cfg.last_trials if last and cfg.last_trials is not None else cfg.trials
+
+    def _warm_start(self, study: optuna.Study, space: SearchSpace) -> None:
+        """``warm_start``: the first step's evaluations and bisection probes, copied once into the
+        study of a last step that searches the original network (``WARM_ATTR``: their number in
+        the first step). They configured the same network and were scored by the same proxy and
+        measured alike, under a looser threshold: the last step's models start from them; they
+        take none of its budget, and a scored one can win where it meets the step's thresholds."""
+        if any(WARM_ATTR in x.user_attrs for x in study.get_trials(deepcopy=False)):
+            return  # copied before an interruption
+        distributions = space.distributions()
+        first = optuna.load_study(storage=self.storage, study_name="step-0")
+        for x in first.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if set(x.params) != set(distributions) or "measured" not in x.user_attrs or not all(
+                    distributions[k].low <= v <= distributions[k].high for k, v in x.params.items()):
+                continue
+            kept = {k: x.user_attrs[k] for k in ("measured", "macs", "skipped") if k in x.user_attrs}
+            study.add_trial(optuna.trial.create_trial(
+                params=dict(x.params), distributions=distributions, state=x.state,
+                value=x.value if x.state == TrialState.COMPLETE else None,
+                user_attrs={**kept, WARM_ATTR: x.number},
+            ))
 
     def _from_original(self, t: int) -> bool:
         """Whether step ``t`` searches the original network (``last_step`` ``original``, the last
@@ -1247,7 +1271,8 @@ class _Run:
         steps = []
         for t in range(0 if once else self._schedule.num_steps):
             study = optuna.load_study(storage=self.storage, study_name=f"step-{t}")
-            scored = [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.COMPLETE]
+            scored = [x for x in study.get_trials(deepcopy=False)
+                      if x.state == TrialState.COMPLETE and WARM_ATTR not in x.user_attrs]
             evaluations += len(scored)
             steps.append({
                 "step": t, "base": study.user_attrs.get("base", "path"),
