@@ -2025,19 +2025,34 @@ def test_last_step_original_searches_the_original_network_seeded_with_the_path_a
 def test_warm_start_copies_the_first_steps_evaluations_into_the_last_step_once_outside_its_budget(
     tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    revive = _score_dies_at(monkeypatch, 5)  # step 0 scores 3 trials; the 5th score is the last step's second
+    add_trial, copies_made = optuna.Study.add_trial, {"n": 0}
+
+    def dies_copying(self, trial):  # killed while the last step copies step 0's third trial
+        if "warm_from" in trial.user_attrs:
+            copies_made["n"] += 1
+            if copies_made["n"] == 3:
+                raise KeyboardInterrupt
+        return add_trial(self, trial)
+
     run_dir = tmp_path / "run"
+    storage = f"sqlite:///{run_dir / 'study.db'}"
     settings = {"steps": 2, "trials": 3, "cooling": "exponential", "sampler": "random", "warm_start": True}
+    monkeypatch.setattr(optuna.Study, "add_trial", dies_copying)
     with pytest.raises(KeyboardInterrupt):
         _quick_run(run_dir, digits_weights, ["macs <= 0.4x"], **settings)
+    monkeypatch.setattr(optuna.Study, "add_trial", add_trial)
+    partial = optuna.load_study(study_name="step-1", storage=storage).trials
+    assert sum("warm_from" in x.user_attrs for x in partial) == 2
+    revive = _score_dies_at(monkeypatch, 2)  # then killed at the last step's second score
+    with pytest.raises(KeyboardInterrupt):
+        netbudget.resume(run_dir, progress=False)
     revive()
     result = netbudget.resume(run_dir, progress=False)
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").warm_start is True
-    storage = f"sqlite:///{run_dir / 'study.db'}"
     first, last = (optuna.load_study(study_name=f"step-{t}", storage=storage) for t in (0, 1))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     copies = [x for x in last.get_trials(states=done) if "warm_from" in x.user_attrs]
-    # every scored candidate and probe of step 0, once through the interruption, as it was there
+    # every scored candidate and probe of step 0, once through both interruptions, as it was there
     originals = {x.number: x for x in first.get_trials(states=done)}
     assert sorted(x.user_attrs["warm_from"] for x in copies) == sorted(originals)
     for copy in copies:

@@ -800,11 +800,12 @@ class _Run:
         the first step). They configured the same network and were scored by the same proxy and
         measured alike, under a looser threshold: the last step's models start from them; they
         take none of its budget, and a scored one can win where it meets the step's thresholds."""
-        if any(WARM_ATTR in x.user_attrs for x in study.get_trials(deepcopy=False)):
-            return  # copied before an interruption
+        copied = {x.user_attrs[WARM_ATTR] for x in study.get_trials(deepcopy=False) if WARM_ATTR in x.user_attrs}
         distributions = space.distributions()
         first = optuna.load_study(storage=self.storage, study_name="step-0")
         for x in first.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if x.number in copied:  # before an interruption
+                continue
             if set(x.params) != set(distributions) or "measured" not in x.user_attrs or not all(
                     distributions[k].low <= v <= distributions[k].high for k, v in x.params.items()):
                 continue
