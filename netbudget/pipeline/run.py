@@ -791,8 +791,12 @@ class _Run:
         cfg = self.config
         if self._uniform_path:
             return 1
-        last = self._schedule.num_steps > 1 and t == self._schedule.num_steps - 1
-        return cfg.last_trials if last and cfg.last_trials is not None else cfg.trials
+        return cfg.last_trials if self._last_of_several(t) and cfg.last_trials is not None else cfg.trials
+
+    def _last_of_several(self, t: int) -> bool:
+        """Whether step ``t`` is the last of several cooling steps."""
+        n = self._schedule.num_steps
+        return n > 1 and t == n - 1
 
     def _warm_start(self, study: optuna.Study, space: SearchSpace) -> None:
         """``warm_start``: the first step's evaluations and bisection probes, copied once into the
@@ -819,8 +823,7 @@ class _Run:
     def _from_original(self, t: int) -> bool:
         """Whether step ``t`` searches the original network (``last_step`` ``original``, the last
         of several steps, not on the uniform path)."""
-        n = self._schedule.num_steps
-        return self.config.last_step == "original" and n > 1 and t == n - 1 and not self._uniform_path
+        return self.config.last_step == "original" and self._last_of_several(t) and not self._uniform_path
 
     # ---- the seed points (bisection on measured values; probes are stored)
     def _seeds(self, study, current, space, cost, thresholds, path_winner: nn.Module | None = None
