@@ -220,6 +220,7 @@ def compress(
     retimes: int = typer.Option(None, help="Re-timings at fresh moments of a re-check or repair try whose miss rests on one slow moment (0: every miss is final) \\[default: 1]."),
     step_thinning: int = typer.Option(None, help="Thinned variants a step tries when its best candidates miss on re-timing (0: take the next-ranked) \\[default: 4]."),
     project_misses: bool = typer.Option(None, "--project-misses/--no-project-misses", help="Score a proposal that misses a step's bound at the point where its line to the most compressed configuration meets it \\[default: off]."),
+    project_slack: bool = typer.Option(None, "--project-slack/--no-project-slack", help="Score a proposal that meets a step's bounds with room to spare at the last point of its line to the original network that still meets them \\[default: off]."),
     floor_path: str = typer.Option(None, help="When the most compressed network misses the searched bound of a measured budget (channels only): uniform (each step takes the uniform configuration), once (the floor at once, fine-tuned for the whole budget) or search \\[default: uniform]."),
     uniform_guard: bool = typer.Option(None, "--uniform-guard/--no-uniform-guard", help="Ship the uniform path's network (every layer pruned alike at each step, as --sampler uniform) instead of the search's when the search's has no more MACs and no more parameters (channels only) \\[default: on]."),
     tie_tolerance: float = typer.Option(None, help="Proxy scores within this fraction of a step's best count as tied \\[default: 0.002]."),
@@ -248,7 +249,7 @@ def compress(
             "final_epochs": final_epochs, "final_tries": final_tries, "finetune_samples": finetune_samples, "final_bn_batches": final_bn_batches,
             "final_merge": final_merge, "min_keep": min_keep, "min_margin": min_margin, "round_to": round_to,
             "moments": moments, "moment_seconds": moment_seconds, "repairs": repairs, "retimes": retimes, "step_thinning": step_thinning,
-            "project_misses": project_misses, "floor_path": floor_path, "uniform_guard": uniform_guard,
+            "project_misses": project_misses, "project_slack": project_slack, "floor_path": floor_path, "uniform_guard": uniform_guard,
             "tie_tolerance": tie_tolerance, "tie_break": tie_break, "last_step": last_step, "warm_start": warm_start, "storage": storage, "seed": seed,
         }
         settings.update({k: v for k, v in flags.items() if v is not None})

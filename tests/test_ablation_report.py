@@ -1012,6 +1012,10 @@ def test_the_last_steps_larger_budget_and_warm_start_parse_to_their_settings(abl
     assert warm == {**ablation._method_settings(default, search, finetune), "warm_start": True}
     assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-warm")[0] == \
         "uniform-soup2-bnfinal-thin-retime"
+    slack = ablation._method_settings(default + "-slack", search, finetune)  # session 55: proposals moved to the bound
+    assert slack == {**ablation._method_settings(default, search, finetune), "project_slack": True}
+    assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-slack")[0] == \
+        "uniform-soup2-bnfinal-thin-retime"
 
 
 def test_the_last_step_from_the_original_parses_to_its_settings_and_is_the_default_where_it_ran(

@@ -175,6 +175,7 @@ def test_operators_follow_the_budgets() -> None:
         ({"retimes": 1.0}, "`retimes` must be an integer >= 0, but got retimes=1.0"),
         ({"split_seeds": "yes"}, "`split_seeds` must be true or false, but got split_seeds='yes'"),
         ({"project_misses": 1}, "`project_misses` must be true or false, but got project_misses=1"),
+        ({"project_slack": "on"}, "`project_slack` must be true or false, but got project_slack='on'"),
         ({"uniform_guard": "on"}, "`uniform_guard` must be true or false, but got uniform_guard='on'"),
         ({"tie_break": "flops"}, "`tie_break` must be one of ('usage', 'macs'), but got tie_break='flops'"),
         ({"tie_tolerance": -0.01}, "`tie_tolerance` must be >= 0, but got tie_tolerance=-0.01"),
@@ -992,6 +993,45 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
+def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_boundary_outside_the_budget(
+    tmp_path: Path, digits_weights: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    # random proposals over the whole box mostly meet a loose MACs budget (measured exactly) with room to spare
+    result = _quick_run(run_dir, digits_weights, ["macs <= 0.6x"], sampler="random", trials=8, project_slack=True)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    (key, threshold), = study.user_attrs["thresholds"].items()
+    moved = [t for t in study.trials if "moved_to_bound" in t.user_attrs]
+    assert moved, "no proposal met the budget with room to spare"
+    scored = {t.user_attrs["projected_from"]: t for t in study.trials if "projected_from" in t.user_attrs}
+    for origin in moved:
+        assert origin.state == optuna.trial.TrialState.PRUNED and origin.value is None  # not scored itself
+        assert origin.user_attrs["measured"][key] <= threshold  # kept for the constraint models
+        assert not {"seed", "projected_from"} & origin.user_attrs.keys()  # the sampler's own proposal
+        trial = scored[origin.number]
+        if trial.state == optuna.trial.TrialState.FAIL:  # the budget's last proposal: failed, not left waiting
+            continue
+        assert trial.value is not None and "moved_to_bound" not in trial.user_attrs  # scored, not moved again
+        # at least as much kept, still under the threshold, and nearer to it than the proposal
+        assert origin.user_attrs["measured"][key] < trial.user_attrs["measured"][key] <= threshold
+        assert trial.user_attrs["macs"] > origin.user_attrs["macs"]
+        # every channel ratio moved the same share u of the way to its smallest value, u a multiple of 1/32
+        u = origin.user_attrs["moved_to_bound"]
+        assert 0 < u <= 1 and round(32 * u) == pytest.approx(32 * u)
+        for name, value in origin.params.items():
+            low = origin.distributions[name].low
+            assert trial.params[name] == pytest.approx(value - u * (value - low), abs=1e-6)
+    seed = next(t for t in study.trials if t.user_attrs.get("seed"))
+    assert "moved_to_bound" not in seed.user_attrs  # placed on the boundary by its bisection already
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    evaluated = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                 and not {"probe", "moved_to_bound"} & t.user_attrs.keys()]
+    assert len(evaluated) == 8  # the step's budget, every one scored or skipped, none of them moved
+    assert len(moved) + len(evaluated) > 8
+    assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_slack is True
+    assert result.summary["evaluations"] == len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+
+
 def test_tie_break_macs_ships_the_tied_candidate_with_most_macs_and_every_trial_records_its_macs(
     tmp_path: Path, digits_weights: Path
 ) -> None:
@@ -1041,14 +1081,15 @@ def _die_after_enqueuing(monkeypatch: pytest.MonkeyPatch, attr: str) -> Callable
     return lambda: monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
 
 
+@pytest.mark.parametrize(("option", "budget"), [("project_misses", "macs <= 0.3x"), ("project_slack", "macs <= 0.6x")])
 def test_a_run_killed_between_enqueuing_a_projection_and_evaluating_it_resumes_within_its_budget(
-    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch, option: str, budget: str
 ) -> None:
     revive = _die_after_enqueuing(monkeypatch, "projected_from")
     run_dir = tmp_path / "run"
-    settings = {"sampler": "random", "trials": 8, "project_misses": True}
+    settings = {"sampler": "random", "trials": 8, option: True}
     with pytest.raises(KeyboardInterrupt):
-        _quick_run(run_dir, digits_weights, ["macs <= 0.3x"], **settings)
+        _quick_run(run_dir, digits_weights, [budget], **settings)
     revive()
     result = netbudget.resume(run_dir, progress=False)
     study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
@@ -1057,8 +1098,8 @@ def test_a_run_killed_between_enqueuing_a_projection_and_evaluating_it_resumes_w
     assert stale and "measured" not in stale[0].user_attrs
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING))
     evaluated = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                 and "probe" not in t.user_attrs]
-    assert len(evaluated) == 8  # the step's budget, not one more
+                 and not {"probe", "moved_to_bound"} & t.user_attrs.keys()]
+    assert len(evaluated) == 8  # the step's budget, not one more (a moved proposal takes none of it)
     assert result.feasible
 
 

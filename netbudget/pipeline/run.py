@@ -55,8 +55,11 @@ CONFIRM_SIGMAS = 2.0  # and median + 2 sd of them must meet the unmargined step 
 FINAL_TRY_SEED_STRIDE = 100_003  # a final try's seed offset: tries of one run never reuse another run seed's
 FALLBACK_TRIES = 8  # uniform configurations tried past the seed when no candidate confirms
 FALLBACK_STEP = 1 / 32  # their spacing along the uniform line (unit-cube position)
-PROJECT_BISECTIONS = 5  # project_misses: a missed proposal's line to the most compressed point, to 1/32
+PROJECT_BISECTIONS = 5  # project_misses / project_slack: a proposal's line to the most / least compressed point, to 1/32
 PROJECTED_ATTR = "projected_from"  # a projected trial's user attribute: the number of the trial it came from
+# trials placed by the pipeline, not proposed by the sampler: project_slack leaves them where they are
+SEEDED_ATTRS = frozenset({PROJECTED_ATTR, "thinned_from", "fallback", "seed", "split_seed", "path_seed"})
+MOVED_ATTR = "moved_to_bound"  # project_slack: a proposal scored at the end of its line instead (not scored itself)
 WARM_ATTR = "warm_from"  # a last step's copy of a first-step trial (``warm_start``): its number there
 TIGHT_MARGINS = 2  # a measured bound within this many safety margins of the reachable floor is warned about
 MODEL_FORMAT = "netbudget-model"
@@ -505,8 +508,7 @@ class _Run:
         if path_winner is not None and cfg.warm_start:
             self._warm_start(study, space)
         seeds = self._seeds(study, current, space, cost, thresholds, path_winner)
-        evaluated = [x for x in study.get_trials(deepcopy=False) if x.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                     and not {"probe", WARM_ATTR} & x.user_attrs.keys()]
+        evaluated = _evaluated(study)
         held = evaluated + [x for x in study.get_trials(deepcopy=False) if x.state == TrialState.WAITING]
         for name, value, params in seeds:  # each seed once, again after an interruption that failed it
             if not any(x.user_attrs.get(name) == value for x in held):
@@ -525,8 +527,12 @@ class _Run:
             with _StepProgress(self.console, label, budget, len(evaluated), self.progress) as bar, \
                     warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds)],
-                               gc_after_trial=False)
+                for _ in range(budget):  # a proposal moved by project_slack takes none of the budget
+                    study.optimize(objective, n_trials=remaining, callbacks=[bar.callback(thresholds)],
+                                   gc_after_trial=False)
+                    remaining = budget - len(_evaluated(study))
+                    if remaining <= 0:
+                        break
             for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 # a projection of the budget's last proposal: left waiting, the confirmation's
                 # next evaluation would run it in place of the point enqueued there
@@ -755,6 +761,11 @@ class _Run:
             if cfg.project_misses and not {PROJECTED_ATTR, "thinned_from", "fallback"} & trial.user_attrs.keys() \
                     and any(v > thresholds[k] for k, v in values.items()):
                 self._project(trial, current, space, params, thresholds)
+            # project_slack: only the sampler's own proposals (a seed or confirmation point is placed already)
+            if cfg.project_slack and not SEEDED_ATTRS & trial.user_attrs.keys() \
+                    and all(v <= thresholds[k] for k, v in values.items()) \
+                    and self._project_slack(trial, current, space, params, thresholds):
+                raise optuna.TrialPruned("moved towards the original network onto the step's thresholds")
             over = [k for k, v in values.items() if v > thresholds[k] * (1.0 + cfg.skip_margin)]
             if over:
                 trial.set_user_attr("skipped", over)
@@ -784,6 +795,30 @@ class _Run:
         high = _bisect(meets, PROJECT_BISECTIONS)
         trial.study.enqueue_trial(space.decode(start + high * (1.0 - start)),
                                   user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
+
+    def _project_slack(self, trial: optuna.Trial, current: nn.Module, space: SearchSpace,
+                       params: Mapping[str, float], thresholds: Mapping[str, float]) -> bool:
+        """``project_slack``: enqueue, as the step's next trial, the last point on the line from
+        ``params`` (which meets ``thresholds``) to the least compressed configuration that still
+        meets them (bisection on measurements to 1/``2**PROJECT_BISECTIONS`` of the segment) and
+        mark ``trial`` moved (``MOVED_ATTR``); False, and nothing enqueued, where that point is
+        ``params`` itself."""
+        start = space.encode(params)  # unit cube: 0 least, 1 most compressed
+
+        def config_at(u: float) -> dict[str, float]:
+            return space.decode(start * (1.0 - u))
+
+        def misses(u: float) -> bool:
+            values = self._measure(apply_config(current, space, config_at(u)).module, relative_to=self.original_values)
+            return any(v > thresholds[k] for k, v in values.items())
+
+        last = 1.0 if not misses(1.0) else _bisect(misses, PROJECT_BISECTIONS) - 0.5 ** PROJECT_BISECTIONS
+        config = config_at(last)
+        if last <= 0.0 or config == dict(params):
+            return False
+        trial.set_user_attr(MOVED_ATTR, last)
+        trial.study.enqueue_trial(config, user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
+        return True
 
     def _budget(self, t: int) -> int:
         """Evaluated candidates of step ``t``: ``trials``, ``last_trials`` in the last of several
@@ -1340,6 +1375,8 @@ class _StepProgress(ProgressBar):
 
     def callback(self, thresholds: Mapping[str, float]):
         def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+            if MOVED_ATTR in trial.user_attrs:  # project_slack scores it at its moved point, the next trial
+                return
             values = measured(trial)
             if trial.state == TrialState.COMPLETE and _meets(values, thresholds):
                 self.best = max(self.best or -math.inf, float(trial.value))
@@ -1362,6 +1399,13 @@ def _millions(count: float) -> str:
 
 def _thousands(count: float) -> str:
     return f"{count / 1e3:.1f} k"
+
+
+def _evaluated(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that took a step's budget: scored or skipped, not a bisection probe, a
+    ``warm_start`` copy or a proposal ``project_slack`` moved (its moved point is scored)."""
+    return [x for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if not {"probe", WARM_ATTR, MOVED_ATTR} & x.user_attrs.keys()]
 
 
 def _bisect(meets: Callable[[float], bool], halvings: int) -> float:
