@@ -292,6 +292,8 @@ def _markdown(config, meta, steps, summary, images) -> str:
             winner = f"{winner} (uniform at {fallback:.3f}: no candidate held)"
         if won.get("path_seed"):
             winner = f"{winner} (the path's network as a seed)"
+        if won.get("projected_from") is not None:  # `project_misses` / `project_slack`: a proposal moved along its line
+            winner = f"{winner} (#{won['projected_from']} moved onto the bound)"
         if won.get("warm_from") is not None:  # `warm_start`: a first-step candidate that meets the target
             winner = f"{winner} (step 1's #{won['warm_from']})"
         # a last step searched from the original network (`last_step` original)

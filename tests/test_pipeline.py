@@ -1030,6 +1030,11 @@ def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_b
     assert len(moved) + len(evaluated) > 8
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_slack is True
     assert result.summary["evaluations"] == len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    winner = study.trials[study.user_attrs["winner"]]
+    row = next(line for line in (run_dir / "report" / "report.md").read_text().splitlines() if line.startswith("| 1 |"))
+    label = f"{winner.number} (#{winner.user_attrs['projected_from']} moved onto the bound)" \
+        if "projected_from" in winner.user_attrs else f"{winner.number} |"
+    assert label in row
 
 
 def test_tie_break_macs_ships_the_tied_candidate_with_most_macs_and_every_trial_records_its_macs(

@@ -10,6 +10,7 @@ and ``netbudget report`` rebuilds everything from the storage alone.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import warnings
@@ -808,11 +809,15 @@ class _Run:
         def config_at(u: float) -> dict[str, float]:
             return space.decode(start * (1.0 - u))
 
+        @functools.cache
         def misses(u: float) -> bool:
             values = self._measure(apply_config(current, space, config_at(u)).module, relative_to=self.original_values)
             return any(v > thresholds[k] for k, v in values.items())
 
-        last = 1.0 if not misses(1.0) else _bisect(misses, PROJECT_BISECTIONS) - 0.5 ** PROJECT_BISECTIONS
+        step = 0.5 ** PROJECT_BISECTIONS
+        if misses(step):  # most proposals sit within a step of the boundary: one measurement says so
+            return False
+        last = 1.0 if not misses(1.0) else _bisect(misses, PROJECT_BISECTIONS) - step
         config = config_at(last)
         if last <= 0.0 or config == dict(params):
             return False
