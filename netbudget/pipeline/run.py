@@ -803,7 +803,8 @@ class _Run:
         ``params`` (which meets ``thresholds``) to the least compressed configuration that still
         meets them (bisection on measurements to 1/``2**PROJECT_BISECTIONS`` of the segment) and
         mark ``trial`` moved (``MOVED_ATTR``); False, and nothing enqueued, where that point is
-        ``params`` itself."""
+        ``params`` itself. The first measurement is one such step from ``params``: a proposal it
+        finds at the bound costs that one measurement."""
         start = space.encode(params)  # unit cube: 0 least, 1 most compressed
 
         def config_at(u: float) -> dict[str, float]:
