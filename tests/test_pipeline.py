@@ -1037,6 +1037,34 @@ def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_b
     assert label in row
 
 
+def test_a_proposal_the_sampler_repeats_is_moved_once_then_scored_where_it_is(
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    # a sampler that proposes the most compressed point every time: without a score there, a GP can repeat itself
+    def most_compressed(self, space, bounds, t):
+        fixed = {name: dist.high for name, dist in space.distributions().items()}
+        return optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.RandomSampler(seed=0))
+
+    monkeypatch.setattr(pipeline_run._Run, "_sampler", most_compressed)
+    run_dir = tmp_path / "run"
+    result = _quick_run(run_dir, digits_weights, ["macs <= 0.6x"], trials=4, project_slack=True)
+    study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
+    placed = {"probe", "seed", "projected_from", "thinned_from", "fallback"}
+    proposals = [t for t in study.trials if not placed & t.user_attrs.keys()
+                 and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    moved = [t for t in proposals if "moved_to_bound" in t.user_attrs]
+    assert len(moved) == 1  # once; the repeats are scored where they are
+    assert len(proposals) >= 3 and all(t.params == moved[0].params for t in proposals)
+    assert all(t.value is not None for t in proposals if t is not moved[0])
+    scored = [t for t in study.trials if t.user_attrs.get("projected_from") == moved[0].number]
+    assert len(scored) == 1 and scored[0].value is not None
+    evaluated = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                 and not {"probe", "moved_to_bound"} & t.user_attrs.keys()]
+    assert len(evaluated) == 4 and result.feasible
+
+
 def test_tie_break_macs_ships_the_tied_candidate_with_most_macs_and_every_trial_records_its_macs(
     tmp_path: Path, digits_weights: Path
 ) -> None:

@@ -804,7 +804,14 @@ class _Run:
         meets them (bisection on measurements to 1/``2**PROJECT_BISECTIONS`` of the segment) and
         mark ``trial`` moved (``MOVED_ATTR``); False, and nothing enqueued, where that point is
         ``params`` itself. The first measurement is one such step from ``params``: a proposal it
-        finds at the bound costs that one measurement."""
+        finds at the bound costs that one measurement. A proposal moved before, or one whose
+        point is a trial already, is scored where it is: the sampler, which sees no score at a
+        moved proposal, can propose it again (a vgg run proposed one point ten times)."""
+        study = trial.study
+        held = [x for x in study.get_trials(deepcopy=False) if x.state != TrialState.FAIL and x.number != trial.number
+                and not {"probe", WARM_ATTR} & x.user_attrs.keys()]  # scored, skipped, moved or waiting
+        if any(MOVED_ATTR in x.user_attrs and x.params == dict(params) for x in held):
+            return False
         start = space.encode(params)  # unit cube: 0 least, 1 most compressed
 
         def config_at(u: float) -> dict[str, float]:
@@ -820,10 +827,10 @@ class _Run:
             return False
         last = 1.0 if not misses(1.0) else _bisect(misses, PROJECT_BISECTIONS) - step
         config = config_at(last)
-        if last <= 0.0 or config == dict(params):
+        if last <= 0.0 or config == dict(params) or any(x.params == config for x in held):
             return False
         trial.set_user_attr(MOVED_ATTR, last)
-        trial.study.enqueue_trial(config, user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=True)
+        study.enqueue_trial(config, user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=False)
         return True
 
     def _budget(self, t: int) -> int:
