@@ -485,7 +485,7 @@ class _Run:
             # interrupted: retried below. A thinned variant or fallback point left waiting is
             # enqueued again where it is needed; left waiting, the next evaluation would run it
             # in place of the point enqueued then, under that point's record. A projection left
-            # waiting (project_misses) is dropped: the search proposes afresh.
+            # waiting (project_misses, project_slack) is dropped: the search proposes afresh.
             if trial.state == TrialState.RUNNING or {"thinned_from", "fallback", PROJECTED_ATTR} & trial.user_attrs.keys():
                 self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         thresholds = self._thresholds(t)
@@ -827,7 +827,7 @@ class _Run:
             return False
         last = 1.0 if not misses(1.0) else _bisect(misses, PROJECT_BISECTIONS) - step
         config = config_at(last)
-        if last <= 0.0 or config == dict(params) or any(x.params == config for x in held):
+        if config == dict(params) or any(x.params == config for x in held):  # last >= step: misses(step) held
             return False
         trial.set_user_attr(MOVED_ATTR, last)
         study.enqueue_trial(config, user_attrs={PROJECTED_ATTR: trial.number}, skip_if_exists=False)
