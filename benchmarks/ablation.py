@@ -368,6 +368,8 @@ def _method_settings(method: str, search: dict[str, int], finetune: dict[str, An
                                 "retimes": 0,
                                 # and, until session 52, compressed the path's network in the last step
                                 "last_step": "path",
+                                # and, until session 56, scored the sampler's proposals where they were
+                                "project_slack": False,
                                 **{k: v for k, v in (pins or {}).items() if k in PINNED}}
     while suffix := next((s for s in VARIANTS if method.endswith(s)), None):
         settings.update(VARIANTS[suffix])
@@ -1461,7 +1463,9 @@ def _studies(heads: list[dict]) -> tuple[dict | None, dict | None]:
 # scoreboard takes the first pair the cell ran (suffix: the settings its rivals share). The -soup2-bnfinal
 # rows are the pipeline's defaults of session 35 in a small budget (two averaged final fine-tunes);
 # in a standard budget the default is their first try (`final_tries` auto = 1), +0.02 pt from the soup.
-DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig", "uniform-soup2-bnfinal-thin-retime",
+DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "uniform-soup2-bnfinal-thin-retime",
+             "-soup2-bnfinal-thin-retime"),
+            ("exponential-soup2-bnfinal-thin-retime-guard-lastorig", "uniform-soup2-bnfinal-thin-retime",
              "-soup2-bnfinal-thin-retime"),
             ("exponential-soup2-bnfinal-thin-retime-guard", "uniform-soup2-bnfinal-thin-retime",
              "-soup2-bnfinal-thin-retime"),

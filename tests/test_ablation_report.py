@@ -1014,6 +1014,11 @@ def test_the_last_steps_larger_budget_and_warm_start_parse_to_their_settings(abl
         "uniform-soup2-bnfinal-thin-retime"
     slack = ablation._method_settings(default + "-slack", search, finetune)  # session 55: proposals moved to the bound
     assert slack == {**ablation._method_settings(default, search, finetune), "project_slack": True}
+    # the pipeline's default since session 56; the names run before it keep running without it
+    from netbudget.pipeline import RunConfig
+    assert RunConfig(constraints=["latency <= 0.6x"]).project_slack is True
+    assert ablation._method_settings(default, search, finetune)["project_slack"] is False
+    assert ablation.DEFAULTS[0][0] == default + "-slack"
     assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-slack")[0] == \
         "uniform-soup2-bnfinal-thin-retime"
 
