@@ -971,7 +971,9 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
     result = _quick_run(run_dir, digits_weights, ["macs <= 0.3x"], sampler="random", trials=8, project_misses=True)
     study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
     (key, threshold), = study.user_attrs["thresholds"].items()
-    projected = [t for t in study.trials if "projected_from" in t.user_attrs]
+    # projections of misses (a proposal under the threshold is moved the other way: `project_slack`, on)
+    projected = [t for t in study.trials if "projected_from" in t.user_attrs
+                 and "moved_to_bound" not in study.trials[t.user_attrs["projected_from"]].user_attrs]
     # a projection of the budget's last proposal is failed, not left waiting for the confirmation
     left = [t for t in projected if t.state != optuna.trial.TrialState.COMPLETE]
     assert all(t.state == optuna.trial.TrialState.FAIL for t in left) and len(left) <= 1
@@ -988,8 +990,8 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
         assert all(v == pytest.approx(u) for v in shares) and 0 < u <= 1 and round(32 * u) == pytest.approx(32 * u)
         assert trial.value is not None  # scored
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    evaluated = [t for t in study.trials if "probe" not in t.user_attrs and t not in left]
-    assert len(evaluated) == 8  # within the step's budget
+    evaluated = [t for t in study.trials if not {"probe", "moved_to_bound"} & t.user_attrs.keys() and t not in left]
+    assert len(evaluated) == 8  # within the step's budget (a moved proposal takes none of it)
     assert result.feasible and RunConfig.read(run_dir / "run.yaml").project_misses is True
 
 
@@ -997,8 +999,9 @@ def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_b
     tmp_path: Path, digits_weights: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    # random proposals over the whole box mostly meet a loose MACs budget (measured exactly) with room to spare
-    result = _quick_run(run_dir, digits_weights, ["macs <= 0.6x"], sampler="random", trials=8, project_slack=True)
+    # random proposals over the whole box mostly meet a loose MACs budget (measured exactly) with
+    # room to spare; `project_slack` is on by default
+    result = _quick_run(run_dir, digits_weights, ["macs <= 0.6x"], sampler="random", trials=8)
     study = optuna.load_study(study_name="step-0", storage=f"sqlite:///{run_dir / 'study.db'}")
     (key, threshold), = study.user_attrs["thresholds"].items()
     moved = [t for t in study.trials if "moved_to_bound" in t.user_attrs]
@@ -1035,6 +1038,11 @@ def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_b
     label = f"{winner.number} (#{winner.user_attrs['projected_from']} moved onto the bound)" \
         if "projected_from" in winner.user_attrs else f"{winner.number} |"
     assert label in row
+    # off: the same proposals are scored where they are
+    _quick_run(tmp_path / "off", digits_weights, ["macs <= 0.6x"], sampler="random", trials=8, project_slack=False)
+    off = optuna.load_study(study_name="step-0", storage=f"sqlite:///{tmp_path / 'off' / 'study.db'}")
+    assert not [t for t in off.trials if {"moved_to_bound", "projected_from"} & t.user_attrs.keys()]
+    assert RunConfig.read(tmp_path / "off" / "run.yaml").project_slack is False
 
 
 def test_a_proposal_the_sampler_repeats_is_moved_once_then_scored_where_it_is(
@@ -2163,8 +2171,8 @@ def test_last_trials_gives_the_last_step_its_own_budget_and_the_report_says_so(
         study = optuna.load_study(study_name=f"step-{t}", storage=storage)
         budgets.append(len([x for x in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,
                                                                    optuna.trial.TrialState.PRUNED))
-                            if not {"probe", "thinned_from", "fallback"} & x.user_attrs.keys()]))
-    assert budgets == [2, 5]  # the seeds included
+                            if not {"probe", "thinned_from", "fallback", "moved_to_bound"} & x.user_attrs.keys()]))
+    assert budgets == [2, 5]  # the seeds included; a proposal moved onto the bound takes none of it
     report = (run_dir / "report" / "report.md").read_text()
     assert "2 candidates per step (5 in the last)" in report
     assert RunConfig(constraints=["latency <= 0.5x"]).last_trials is None  # as `trials` by default
