@@ -1775,7 +1775,7 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     text = path.read_text()
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("floor_path:")))
     assert BEFORE_ADDED == {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
-                            "uniform_guard": False, "retimes": 0, "last_step": "path"}
+                            "uniform_guard": False, "retimes": 0, "last_step": "path", "project_slack": False}
     assert RunConfig.read(path, run=True).floor_path == "search"  # the run began without the floor path
     assert RunConfig.read(path).floor_path == "uniform"  # a settings file takes today's default
     path.write_text(text)
@@ -1783,6 +1783,9 @@ def test_a_run_yaml_written_before_a_setting_existed_resumes_with_what_the_run_r
     # a run begun before session 52 compressed the path's network in its last step, and goes on so
     path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("last_step:")))
     assert (RunConfig.read(path, run=True).last_step, RunConfig.read(path).last_step) == ("path", "original")
+    # and one begun before session 55 scored its proposals where they were (`project_slack`)
+    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("project_slack:")))
+    assert (RunConfig.read(path, run=True).project_slack, RunConfig.read(path).project_slack) == (False, True)
 
 
 def test_final_tries_auto_soups_two_tries_when_fine_tuning_is_sampled_and_records_what_it_resolved_to(

@@ -20,7 +20,7 @@ __all__ = ["RunConfig", "default_operators"]
 # settings added after runs had started, with the value that reproduces what such a run did:
 # a run's own run.yaml without the key goes on as it began (``RunConfig.read(..., run=True)``)
 BEFORE_ADDED: dict[str, Any] = {"floor_path": "search", "final_bn_batches": 0, "final_merge": "best", "final_tries": 1,
-                                "uniform_guard": False, "retimes": 0, "last_step": "path"}
+                                "uniform_guard": False, "retimes": 0, "last_step": "path", "project_slack": False}
 FLOOR_PATHS = ("uniform", "once", "search")  # ``floor_path``: a run whose floor misses the searched bound
 FINAL_MERGES = ("soup", "best")  # ``final_merge``: what several final fine-tunes give
 TIE_BREAKS = ("usage", "macs")  # ``tie_break``: which of a step's near-tied candidates wins
