@@ -996,8 +996,29 @@ def test_a_proposal_over_the_threshold_is_projected_along_its_line_onto_the_boun
 
 
 def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_boundary_outside_the_budget(
-    tmp_path: Path, digits_weights: Path
+    tmp_path: Path, digits_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from netbudget.pipeline import run as pipeline_run
+
+    # the moves' measurements of the end of their lines (the step's own network, 1.0x here)
+    slack, measure = pipeline_run._Run._project_slack, pipeline_run._Run._measure
+    moving, ends = [], []
+
+    def counted_slack(self, trial, *args):
+        moving.append(trial.number)
+        try:
+            return slack(self, trial, *args)
+        finally:
+            moving.pop()
+
+    def counted_measure(self, module, **kwargs):
+        values = measure(self, module, **kwargs)
+        if moving and values == {k: self.original_values[k] for k in values}:
+            ends.append(moving[-1])
+        return values
+
+    monkeypatch.setattr(pipeline_run._Run, "_project_slack", counted_slack)
+    monkeypatch.setattr(pipeline_run._Run, "_measure", counted_measure)
     run_dir = tmp_path / "run"
     # random proposals over the whole box mostly meet a loose MACs budget (measured exactly) with
     # room to spare; `project_slack` is on by default
@@ -1024,6 +1045,7 @@ def test_a_proposal_under_the_threshold_is_moved_towards_the_original_onto_the_b
         for name, value in origin.params.items():
             low = origin.distributions[name].low
             assert trial.params[name] == pytest.approx(value - u * (value - low), abs=1e-6)
+    assert len(moved) >= 2 and len(ends) == 1  # the step's own network missed once, for every move
     seed = next(t for t in study.trials if t.user_attrs.get("seed"))
     assert "moved_to_bound" not in seed.user_attrs  # placed on the boundary by its bisection already
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
