@@ -109,7 +109,7 @@ METHODS = ["exponential", "one-step", "uniform", "reference", "linear", "penalty
            "exponential-soup2-bnfinal-thin-retime-guard-lastorig",
            "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24",
            "exponential-soup2-bnfinal-thin-retime-guard-lastorig-warm",
-           "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack"]
+           "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "one-step-channels-slack"]
 # exponential-la20: exponential with 20 look-ahead steps (the default was briefly 20; it is 50).
 # *-recheck: the same settings, run after the pipeline gained its re-check before the final
 # fine-tune (earlier rows of a method ran without it; a new name keeps both in the table).
@@ -155,7 +155,10 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig",
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig-last24",
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig-warm",
-              "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack"}
+              "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "one-step-channels-slack"}
+# one-step-channels-slack (session 57): `project_slack`, on by default since session 56 for every
+# budget but measured only in latency cells, in a cell of computed budgets (size), where a move
+# lands on the exact bound and costs no timing.
 # *-slack (session 55, after -lastorig): every proposal of the sampler that meets its step's
 # thresholds is moved along its line towards the original network to the last point that still
 # meets them and scored there (`project_slack`); the moved proposal takes none of the budget.
@@ -1476,8 +1479,9 @@ DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "unif
             ("exponential-moments", "uniform-moments", "-moments"),
             ("exponential-recheck", "uniform-recheck", "-recheck"), ("exponential", "uniform", ""))
 # in a cell of computed budgets (`cooling='auto'` = one step since session 11; channels + prune +
-# bits for a size budget since session 14)
-COMPUTED_DEFAULTS = (("one-step-channels", "uniform-channels", "-channels"), ("one-step", "uniform", ""))
+# bits for a size budget since session 14; `project_slack` since session 56, measured there in session 57)
+COMPUTED_DEFAULTS = (("one-step-channels-slack", "uniform-channels", "-channels"),
+                     ("one-step-channels", "uniform-channels", "-channels"), ("one-step", "uniform", ""))
 
 
 def _scoreboard_row(network: str, cell: str, rows: list[dict],
@@ -1548,7 +1552,7 @@ def _scoreboard_lines(results: dict[str, Any], labels: dict[str, str]) -> list[s
         return []
     return ["## Scoreboard: the goals per cell, judged on the cell's current default", "",
             ("The default is the newest settings a cell ran (`-soup2-bnfinal-thin`, `-floor-thin`, `-thin`, ...; in a cell of computed "
-             "budgets `one-step`, with channels where it ran them) against the uniform rows of the same settings; "
+             "budgets `one-step`, with channels and `project_slack` where it ran them) against the uniform rows of the same settings; "
              "rivals and re-measurement count the runs with those settings (rivals: the cell's first rows where "
              "only they ran other methods). Goals: default >= uniform (paired mean) / half the headroom captured "
              "where it is >= 1 pt (above the study's one-shot uniform configuration and above the uniform runs, "
