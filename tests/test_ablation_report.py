@@ -1019,6 +1019,10 @@ def test_the_last_steps_larger_budget_and_warm_start_parse_to_their_settings(abl
     assert RunConfig(constraints=["latency <= 0.6x"]).project_slack is True
     assert ablation._method_settings(default, search, finetune)["project_slack"] is False
     assert ablation.DEFAULTS[0][0] == default + "-slack"
+    # session 57: in a cell of computed budgets too, judged on it where it ran
+    channels = ablation._method_settings("one-step-channels", search, finetune)
+    assert ablation._method_settings("one-step-channels-slack", search, finetune) == {**channels, "project_slack": True}
+    assert ablation.COMPUTED_DEFAULTS[0] == ("one-step-channels-slack", "uniform-channels", "-channels")
     assert ablation._bases([{"method": "uniform-soup2-bnfinal-thin-retime"}], default + "-slack")[0] == \
         "uniform-soup2-bnfinal-thin-retime"
 
