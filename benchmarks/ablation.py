@@ -157,8 +157,9 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig-warm",
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "one-step-channels-slack"}
 # one-step-channels-slack (session 57): `project_slack`, on by default since session 56 for every
-# budget but measured only in latency cells, in a cell of computed budgets (size), where a move
-# lands on the exact bound and costs no timing.
+# budget but measured only in latency cells, in cells of computed budgets (size; vgg size10-small and
+# size05, resnet20 size10-small, sessions 57-58), where a move lands on the exact bound and
+# costs no timing.
 # *-slack (session 55, after -lastorig): every proposal of the sampler that meets its step's
 # thresholds is moved along its line towards the original network to the last point that still
 # meets them and scored there (`project_slack`); the moved proposal takes none of the budget.
@@ -1479,7 +1480,7 @@ DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "unif
             ("exponential-moments", "uniform-moments", "-moments"),
             ("exponential-recheck", "uniform-recheck", "-recheck"), ("exponential", "uniform", ""))
 # in a cell of computed budgets (`cooling='auto'` = one step since session 11; channels + prune +
-# bits for a size budget since session 14; `project_slack` since session 56, measured there in session 57)
+# bits for a size budget since session 14; `project_slack` since session 56, measured there in sessions 57-58)
 COMPUTED_DEFAULTS = (("one-step-channels-slack", "uniform-channels", "-channels"),
                      ("one-step-channels", "uniform-channels", "-channels"), ("one-step", "uniform", ""))
 
