@@ -30,6 +30,17 @@ def test_paired_difference_uses_only_the_seeds_both_methods_ran(ablation) -> Non
     assert n == 2 and diff == pytest.approx(0.5) and sd == pytest.approx(0.7071, abs=1e-3)
 
 
+def test_a_paired_tie_is_level_whichever_way_it_is_subtracted(ablation) -> None:
+    # session 59's resnet20 size10-small @G: one-step-channels minus the default sums to -2.2e-15 pt
+    # in float, the default minus one-step-channels to +2.2e-15: a tie either way
+    default = [0.9178, 0.9203, 0.9193, 0.9203, 0.9199]
+    rival = [0.9188, 0.9202, 0.9217, 0.9205, 0.9164]
+    rows = [_row("exponential", s, default[s]) for s in range(5)] + [_row("one-step", s, rival[s]) for s in range(5)]
+    for method, base in (("one-step", "exponential"), ("exponential", "one-step")):
+        diff, sd, n = ablation._paired(rows, method, base=base)
+        assert n == 5 and diff == 0.0 and ablation._paired_text(diff, sd, n) == "+0.00 +- 0.22"
+
+
 def test_goal_check_names_methods_ahead_by_paired_difference_and_counts_failed_verification(ablation, tmp_path) -> None:
     rows = [_row("exponential", s, 0.90 + 0.01 * s) for s in range(3)]
     rows += [_row("uniform", s, 0.89 + 0.01 * s, feasible=s != 1) for s in range(3)]
