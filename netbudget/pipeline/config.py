@@ -192,10 +192,10 @@ class RunConfig:
             over the search without it (ahead in 9), +0.16 +- 0.39 over ``one-step``; on G's
             resnet20, 12 seeds: level (-0.05 +- 0.29), ahead of every rival; on vgg's
             ``size <= 0.1x`` (one step, 5 seeds): +0.08 +- 0.14; on ``size <= 0.05x`` (standard
-            fine-tune, 5 seeds): +0.35 +- 0.05; on resnet20's ``size <= 0.1x`` (2 seeds):
-            level. On by default (``-slack``); on a latency budget it costs about 1.4x the run
-            time (timing the moved points), on a size budget 1.07-1.14x: False for the
-            shorter search.
+            fine-tune, 5 seeds): +0.35 +- 0.05; on resnet20's ``size <= 0.1x`` (5 seeds):
+            level (+0.00 +- 0.22). On by default (``-slack``); on a latency budget it costs
+            about 1.4x the run time (timing the moved points), on a size budget 1.07-1.13x:
+            False for the shorter search.
         floor_path: what a run does when channels are its only operator and its most
             compressed configuration (every layer at ``min_keep``) misses, at the start, the
             last step's threshold of a measured budget (the bound less the safety margin): no
