@@ -158,7 +158,7 @@ MANY_SEEDS = {"exponential", "one-step", "uniform", "reference", "one-step-once-
               "exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "one-step-channels-slack"}
 # one-step-channels-slack (session 57): `project_slack`, on by default since session 56 for every
 # budget but measured only in latency cells, in cells of computed budgets (size; vgg size10-small and
-# size05, resnet20 size10-small, sessions 57-58), where a move lands on the exact bound and
+# size05, resnet20 size10-small, sessions 57-59), where a move lands on the exact bound and
 # costs no timing.
 # *-slack (session 55, after -lastorig): every proposal of the sampler that meets its step's
 # thresholds is moved along its line towards the original network to the last point that still
@@ -1113,9 +1113,10 @@ def _cooling_lines(results: dict[str, Any], labels: dict[str, str], suffix: str,
         if not diffs:
             continue
         pooled += diffs
-        cells_ahead += float(np.mean(diffs)) > 0
+        spread = _spread(diffs)  # a tie is level here too, not a float residue's sign
+        cells_ahead += spread[0] > 0
         versus = [_paired_text(*_paired(rows, m, base=uniform)) for m in (exponential, one_step)]
-        lines.append(f"| {network} | {cell} | {len(diffs)} | {_paired_text(*_spread(diffs))} | "
+        lines.append(f"| {network} | {cell} | {len(diffs)} | {_paired_text(*spread)} | "
                      f"{sum(d > 0 for d in diffs)} of {len(diffs)} | {versus[0]} | {versus[1]} |")
     if not pooled:
         return []
@@ -1486,7 +1487,7 @@ DEFAULTS = (("exponential-soup2-bnfinal-thin-retime-guard-lastorig-slack", "unif
             ("exponential-moments", "uniform-moments", "-moments"),
             ("exponential-recheck", "uniform-recheck", "-recheck"), ("exponential", "uniform", ""))
 # in a cell of computed budgets (`cooling='auto'` = one step since session 11; channels + prune +
-# bits for a size budget since session 14; `project_slack` since session 56, measured there in sessions 57-58)
+# bits for a size budget since session 14; `project_slack` since session 56, measured there in sessions 57-59)
 COMPUTED_DEFAULTS = (("one-step-channels-slack", "uniform-channels", "-channels"),
                      ("one-step-channels", "uniform-channels", "-channels"), ("one-step", "uniform", ""))
 
